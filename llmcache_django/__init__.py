@@ -1,0 +1,38 @@
+"""LangChain LLM caching as a first-class part of a Django project.
+
+Public API::
+
+    from llmcache_django import llm_caches          # llm_caches["default"] -> BaseCache
+    from llmcache_django import RedisLLMCache, MemcachedLLMCache, DjangoLLMCache
+    from llmcache_django.compat import RedisCache, AsyncRedisCache, MemcachedCache
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["DjangoLLMCache", "LLMCache", "MemcachedLLMCache", "RedisLLMCache", "llm_caches"]
+
+if TYPE_CHECKING:
+    from llmcache_django.backends import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache
+    from llmcache_django.cache import LLMCache
+    from llmcache_django.handler import llm_caches
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so "llmcache_django" in INSTALLED_APPS imports nothing heavy
+    # before Django's app registry is ready.
+    if name in {"DjangoLLMCache", "MemcachedLLMCache", "RedisLLMCache"}:
+        from llmcache_django import backends
+
+        return getattr(backends, name)
+    if name == "LLMCache":
+        from llmcache_django.cache import LLMCache
+
+        return LLMCache
+    if name == "llm_caches":
+        from llmcache_django.handler import llm_caches
+
+        return llm_caches
+    raise AttributeError(f"module 'llmcache_django' has no attribute {name!r}")

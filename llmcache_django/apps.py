@@ -1,0 +1,48 @@
+"""App config: registers the checks and installs the LangChain global cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+class LLMCacheConfig(AppConfig):
+    """``llmcache_django``: LangChain LLM caching on the project's ``CACHES``."""
+
+    name = "llmcache_django"
+    verbose_name = "LLM cache"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from llmcache_django import checks  # noqa: F401  (registers the checks)
+
+        setting_changed.connect(_settings_changed, dispatch_uid="llmcache_django.settings_changed")
+        install_global_cache()
+
+
+def install_global_cache() -> None:
+    """Make ``llm_caches["default"]`` LangChain's global cache when ``LLM_CACHE_SET_GLOBAL``.
+
+    Installs a forwarding stand-in, so no connection is opened here. With the setting
+    off, a stand-in installed earlier is removed (a cache set by the project is left).
+    """
+    from langchain_core.globals import get_llm_cache, set_llm_cache
+
+    from llmcache_django.conf import app_settings
+    from llmcache_django.handler import default_llm_cache
+
+    if app_settings.LLM_CACHE_SET_GLOBAL:
+        set_llm_cache(default_llm_cache)
+    elif get_llm_cache() is default_llm_cache:
+        set_llm_cache(None)
+
+
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    from llmcache_django.handler import llm_caches
+
+    if setting in {"LLM_CACHES", "CACHES"}:
+        llm_caches.reset()
+    elif setting == "LLM_CACHE_SET_GLOBAL":
+        install_global_cache()

@@ -1,0 +1,91 @@
+"""The public cache classes: one per kind of server, all :class:`LLMCache` underneath."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.core.cache import BaseCache as DjangoCache
+from django.core.cache import caches
+
+from llmcache_django.cache import LLMCache
+from llmcache_django.conf import DEFAULT_NAMESPACE
+from llmcache_django.keys import key_prefix as make_key_prefix
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+
+class RedisLLMCache(LLMCache):
+    """LLM cache on Redis, from a sync ``redis.Redis``, an async ``redis.asyncio.Redis``, or both.
+
+    ``key_prefix`` defaults to ``"<namespace>:"``; the missing client is derived from the
+    given one's connection settings. Extra keyword arguments go to :class:`LLMCache`.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | None = None,
+        *,
+        async_client: redis.asyncio.Redis | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        key_prefix: str | None = None,
+        ttl: float | None = None,
+        async_max_connections: int = 50,
+        async_pool_timeout: float = 20.0,
+        **options: Any,
+    ) -> None:
+        from llmcache_django.stores.redis import RedisStore
+
+        store = RedisStore(
+            key_prefix if key_prefix is not None else make_key_prefix(namespace),
+            client=client,
+            async_client=async_client,
+            async_max_connections=async_max_connections,
+            async_pool_timeout=async_pool_timeout,
+        )
+        self.namespace = namespace
+        super().__init__(store, ttl=ttl, **options)
+
+
+class MemcachedLLMCache(LLMCache):
+    """LLM cache on memcached through a pymemcache client (``Client``, ``PooledClient``,
+    ``HashClient`` or ``RetryingClient``), with TTLs (over 30 days too)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        key_prefix: str | None = None,
+        ttl: float | None = None,
+        **options: Any,
+    ) -> None:
+        from llmcache_django.stores.memcached import MemcachedStore
+
+        store = MemcachedStore(client, key_prefix if key_prefix is not None else make_key_prefix(namespace))
+        self.namespace = namespace
+        super().__init__(store, ttl=ttl, **options)
+
+
+class DjangoLLMCache(LLMCache):
+    """LLM cache in any Django cache (database, locmem, file, ...) through Django's cache API.
+
+    ``cache`` is a ``CACHES`` alias or a Django cache object.
+    """
+
+    def __init__(
+        self,
+        cache: str | DjangoCache = "default",
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        ttl: float | None = None,
+        **options: Any,
+    ) -> None:
+        from llmcache_django.stores.django import DjangoStore
+
+        alias = cache if isinstance(cache, str) else ""
+        backend = caches[cache] if isinstance(cache, str) else cache
+        self.namespace = namespace
+        options.setdefault("alias", alias)
+        super().__init__(DjangoStore(backend, namespace, alias), ttl=ttl, **options)

@@ -1,0 +1,192 @@
+"""``LLMCache``: the one place with LangChain's lookup/update/clear logic, over any store."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from django.dispatch import Signal
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core.outputs import Generation
+
+from llmcache_django import codec
+from llmcache_django.failopen import ErrorReporter
+from llmcache_django.keys import entry_digest
+from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
+from llmcache_django.stats import Stats
+from llmcache_django.stores.base import Store
+
+logger = logging.getLogger("llmcache_django")
+#: How many pending misses are remembered to time the model call that follows them.
+PENDING_MISSES_LIMIT = 4096
+
+
+class LLMCache(BaseCache):
+    """A LangChain cache over a :class:`~llmcache_django.stores.base.Store`.
+
+    Lookups and updates never raise: a server failure, a corrupt or foreign value, or an
+    oversize entry is logged (once per burst), counted in :attr:`stats`, and treated as a
+    miss or a skipped write. ``clear()`` removes this namespace's entries only, and raises
+    if the server cannot be reached, so an operator knows nothing was cleared.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl: float | None = None,
+        alias: str = "",
+        compress_min_bytes: int = codec.DEFAULT_COMPRESS_MIN_BYTES,
+        max_entry_bytes: int | None = None,
+        stats: bool = True,
+    ) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.alias = alias
+        self.compress_min_bytes = compress_min_bytes if store.binary_safe else math.inf
+        self.max_entry_bytes = max_entry_bytes if max_entry_bytes is not None else store.max_value_bytes
+        self.stats: Stats | None = Stats() if stats else None
+        self.errors = ErrorReporter(alias or type(self).__name__)
+        self._pending_misses: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} alias={self.alias!r} {self.store.describe()}>"
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
+        name = entry_digest(prompt, llm_string)
+        try:
+            value = self.store.get(name)
+        except Exception as exc:
+            self._fail("lookup", exc)
+            return None
+        generations = self._read(name, value, prompt, llm_string)
+        signal = llm_cache_miss if generations is None else llm_cache_hit
+        if signal.receivers:
+            signal.send(sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+        return generations
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Async :meth:`lookup`."""
+        name = entry_digest(prompt, llm_string)
+        try:
+            value = await self.store.aget(name)
+        except Exception as exc:
+            self._fail("lookup", exc)
+            return None
+        generations = self._read(name, value, prompt, llm_string)
+        signal = llm_cache_miss if generations is None else llm_cache_hit
+        if signal.receivers:
+            await _asend(signal, sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+        return generations
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Store ``return_val`` for ``(prompt, llm_string)``, replacing any previous entry."""
+        name = entry_digest(prompt, llm_string)
+        value = self._encode(name, prompt, llm_string, return_val)
+        if value is None:
+            return
+        try:
+            self.store.set(name, value, self.ttl)
+        except Exception as exc:
+            self._fail("update", exc)
+            return
+        self._count("writes")
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Async :meth:`update`."""
+        name = entry_digest(prompt, llm_string)
+        value = self._encode(name, prompt, llm_string, return_val)
+        if value is None:
+            return
+        try:
+            await self.store.aset(name, value, self.ttl)
+        except Exception as exc:
+            self._fail("update", exc)
+            return
+        self._count("writes")
+
+    def clear(self, **kwargs: Any) -> None:
+        """Remove every entry of this cache's namespace, and nothing else.
+
+        Keyword arguments of the langchain-community classes (``asynchronous``, ``delay``,
+        ``noreply``) are accepted and ignored.
+        """
+        count = self.store.clear()
+        self._cleared(count)
+        if llm_cache_cleared.receivers:
+            llm_cache_cleared.send(sender=self, alias=self.alias, count=count)
+
+    async def aclear(self, **kwargs: Any) -> None:
+        """Async :meth:`clear`."""
+        count = await self.store.aclear()
+        self._cleared(count)
+        if llm_cache_cleared.receivers:
+            await _asend(llm_cache_cleared, sender=self, alias=self.alias, count=count)
+
+    def _read(self, name: str, value: bytes | None, prompt: str, llm_string: str) -> list[Generation] | None:
+        if value is None:
+            self._miss(name)
+            return None
+        try:
+            entry = codec.decode(value)
+        except codec.CodecError as exc:
+            self._fail("decoding a stored value", exc)
+            self._miss(name)
+            return None
+        if entry.prompt != prompt or entry.llm_string != llm_string:
+            self._fail("lookup", codec.CodecError("stored entry belongs to another prompt"))
+            self._miss(name)
+            return None
+        if self.stats is not None:
+            self.stats.hit(len(value), entry.generations, entry.duration)
+        return entry.generations
+
+    def _encode(self, name: str, prompt: str, llm_string: str, generations: Sequence[Generation]) -> bytes | None:
+        started = self._pending_misses.pop(name, None)
+        if self.ttl is not None and self.ttl <= 0:
+            return None  # TTL 0 means "do not cache", as Django's TIMEOUT 0 does
+        try:
+            duration = time.monotonic() - started if started is not None else None
+            entry = codec.new_entry(prompt, llm_string, generations, self.ttl, duration)
+            value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._fail("encoding an entry", exc)
+            return None
+        if self.max_entry_bytes is not None and len(value) > self.max_entry_bytes:
+            self._fail(
+                "update",
+                ValueError(f"entry of {len(value)} bytes is over the {self.max_entry_bytes}-byte limit; not cached"),
+            )
+            return None
+        return value
+
+    def _miss(self, name: str) -> None:
+        self._count("misses")
+        pending = self._pending_misses
+        if len(pending) >= PENDING_MISSES_LIMIT:
+            pending.clear()
+        pending[name] = time.monotonic()
+
+    def _cleared(self, count: int | None) -> None:
+        self._pending_misses.clear()
+        logger.info("LLM cache %r cleared (%s entries)", self.alias, "unknown" if count is None else count)
+
+    def _count(self, counter: str) -> None:
+        if self.stats is not None:
+            self.stats.add(counter)
+
+    def _fail(self, operation: str, exc: BaseException) -> None:
+        self._count("errors")
+        self.errors.report(operation, exc)
+
+
+async def _asend(signal: Signal, **kwargs: Any) -> None:
+    asend = getattr(signal, "asend", None)  # Django >= 5.0
+    if asend is None:
+        signal.send(**kwargs)
+    else:
+        await asend(**kwargs)

@@ -1,0 +1,101 @@
+"""System checks for ``LLM_CACHES`` and friends (ids ``llmcache_django.E00x`` / ``W00x``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from llmcache_django.conf import DEFAULT_ALIAS, alias_problems, app_settings
+
+DUMMY_BACKEND = "django.core.cache.backends.dummy.DummyCache"
+LOCMEM_BACKEND = "django.core.cache.backends.locmem.LocMemCache"
+REQUIRED_LIBRARIES = {
+    "django_redis.cache.RedisCache": ("django_redis", "llmcache-django[redis]"),
+    "django.core.cache.backends.redis.RedisCache": ("redis", "llmcache-django[redis]"),
+    "django.core.cache.backends.memcached.PyMemcacheCache": ("pymemcache", "llmcache-django[memcached]"),
+}
+
+
+@register(Tags.caches)
+def check_llm_caches(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check ``LLM_CACHES`` is well formed and each alias can be built."""
+    config = app_settings.LLM_CACHES
+    if not isinstance(config, Mapping):
+        return [
+            Error(
+                f"LLM_CACHES must be a dict of alias -> options, not {type(config).__name__}.",
+                hint="LLM_CACHES = {'default': {'CACHE': 'default'}}",
+                id="llmcache_django.E001",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for alias, options in config.items():
+        messages += _alias_messages(alias, options)
+    if app_settings.LLM_CACHE_SET_GLOBAL and DEFAULT_ALIAS not in config:
+        messages.append(
+            Error(
+                "LLM_CACHE_SET_GLOBAL is True but LLM_CACHES has no 'default' alias to install.",
+                hint="Add LLM_CACHES['default'], or set LLM_CACHE_SET_GLOBAL = False.",
+                id="llmcache_django.E006",
+            )
+        )
+    return messages
+
+
+def _alias_messages(alias: str, options: Any) -> list[CheckMessage]:
+    problems = alias_problems(alias, options)
+    if problems:
+        return [Error(problem, id=_problem_id(problem)) for problem in problems]
+    cache_alias = options.get("CACHE", DEFAULT_ALIAS)
+    backend = app_settings.CACHES[cache_alias].get("BACKEND", "")
+    return _backend_messages(alias, cache_alias, backend)
+
+
+def _problem_id(problem: str) -> str:
+    if "['CACHE']" in problem:
+        return "llmcache_django.E002"
+    if "['TTL']" in problem:
+        return "llmcache_django.E003"
+    if "['NAMESPACE']" in problem:
+        return "llmcache_django.E005"
+    if "must be a dict" in problem and "OPTIONS" not in problem:
+        return "llmcache_django.E001"
+    return "llmcache_django.E004"  # unknown key or option, or an option of the wrong type
+
+
+def _backend_messages(alias: str, cache_alias: str, backend: str) -> list[CheckMessage]:
+    where = f"LLM_CACHES[{alias!r}] uses CACHES[{cache_alias!r}]"
+    if backend == DUMMY_BACKEND:
+        return [
+            Warning(
+                f"{where}, a DummyCache: every lookup misses.",
+                hint="Point CACHE at a real cache.",
+                id="llmcache_django.W001",
+            )
+        ]
+    if backend == LOCMEM_BACKEND:
+        return [
+            Warning(
+                f"{where}, a LocMemCache: entries are not shared between processes and are lost on restart.",
+                hint="Fine for development; use Redis, Memcached or the database cache in production.",
+                id="llmcache_django.W002",
+            )
+        ]
+    required = REQUIRED_LIBRARIES.get(backend)
+    if required and not _importable(required[0]):
+        return [
+            Error(
+                f"{where} ({backend}) but {required[0]} is not installed.",
+                hint=f"pip install '{required[1]}'",
+                id="llmcache_django.E007",
+            )
+        ]
+    return []
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None

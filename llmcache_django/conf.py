@@ -1,0 +1,105 @@
+"""Settings, read live so ``override_settings`` just works."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+
+DEFAULT_ALIAS = "default"
+DEFAULT_NAMESPACE = "llmcache"
+ALIAS_KEYS = frozenset({"CACHE", "TTL", "NAMESPACE", "OPTIONS"})
+#: Feature options understood by every backend (backend options come from ``CACHES``).
+FEATURE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
+    "COMPRESS_MIN_BYTES": int,  # zlib-compress entries at least this large
+    "MAX_ENTRY_BYTES": (int, type(None)),  # skip (and warn about) larger entries
+    "STATS": bool,  # keep hit/miss/write/error counters
+    "ASYNC_MAX_CONNECTIONS": int,  # Redis: bounded async pool size
+    "ASYNC_POOL_TIMEOUT": (int, float),  # Redis: seconds to wait for a pooled connection
+}
+# Memcached keys are at most 250 bytes with no whitespace or control characters.
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+MISSING = object()
+
+
+class Settings:
+    """Typed access to this app's settings, read from ``django.conf.settings`` each time."""
+
+    @property
+    def LLM_CACHES(self) -> Any:
+        return getattr(settings, "LLM_CACHES", {DEFAULT_ALIAS: {}})
+
+    @property
+    def LLM_CACHE_SET_GLOBAL(self) -> bool:
+        return bool(getattr(settings, "LLM_CACHE_SET_GLOBAL", True))
+
+    @property
+    def CACHES(self) -> Any:
+        return getattr(settings, "CACHES", {})
+
+
+app_settings = Settings()
+
+
+def alias_problems(alias: str, config: Any) -> list[str]:
+    """Describe everything wrong with ``LLM_CACHES[alias]``; empty when it is valid."""
+    where = f"LLM_CACHES[{alias!r}]"
+    if not isinstance(config, Mapping):
+        return [f"{where} must be a dict like {{'CACHE': 'default'}}, not {type(config).__name__}."]
+    problems = [
+        f"{where} has unknown key {key!r}; allowed keys are {', '.join(sorted(ALIAS_KEYS))}."
+        for key in config
+        if key not in ALIAS_KEYS
+    ]
+    problems += _cache_problems(where, config.get("CACHE", "default"))
+    problems += _ttl_problems(where, config.get("TTL", MISSING))
+    problems += _namespace_problems(where, config.get("NAMESPACE", DEFAULT_NAMESPACE))
+    problems += _options_problems(where, config.get("OPTIONS", {}))
+    return problems
+
+
+def _cache_problems(where: str, cache_alias: Any) -> list[str]:
+    caches = app_settings.CACHES
+    if isinstance(cache_alias, str) and cache_alias in caches:
+        return []
+    known = ", ".join(repr(name) for name in caches) or "none"
+    return [
+        f"{where}['CACHE'] = {cache_alias!r} is not in CACHES (defined: {known}); "
+        f"add it to CACHES or point CACHE at one of them."
+    ]
+
+
+def _ttl_problems(where: str, ttl: Any) -> list[str]:
+    if ttl is MISSING or ttl is None:
+        return []
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl >= 0:
+        return []
+    return [
+        f"{where}['TTL'] = {ttl!r} is invalid; use seconds (an int >= 0), None to never "
+        f"expire, or leave it out to use the CACHES alias's TIMEOUT."
+    ]
+
+
+def _namespace_problems(where: str, namespace: Any) -> list[str]:
+    if isinstance(namespace, str) and NAMESPACE_RE.match(namespace):
+        return []
+    return [
+        f"{where}['NAMESPACE'] = {namespace!r} is invalid; use 1-64 characters from "
+        f"letters, digits and _ . : - (it becomes part of every key)."
+    ]
+
+
+def _options_problems(where: str, options: Any) -> list[str]:
+    if not isinstance(options, Mapping):
+        return [f"{where}['OPTIONS'] must be a dict, not {type(options).__name__}."]
+    problems = []
+    for name, value in options.items():
+        expected = FEATURE_OPTIONS.get(name)
+        if expected is None:
+            allowed = ", ".join(sorted(FEATURE_OPTIONS))
+            problems.append(f"{where}['OPTIONS'] has unknown option {name!r}; allowed: {allowed}.")
+        elif not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+            problems.append(f"{where}['OPTIONS'][{name!r}] = {value!r} has the wrong type.")
+    return problems

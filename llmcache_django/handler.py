@@ -1,0 +1,176 @@
+"""``llm_caches``: one LLM cache per ``LLM_CACHES`` alias, built lazily from ``CACHES``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+
+from llmcache_django.cache import LLMCache
+from llmcache_django.conf import DEFAULT_ALIAS, DEFAULT_NAMESPACE, alias_problems, app_settings
+from llmcache_django.keys import MEMCACHED_MAX_KEY, key_prefix
+
+REDIS_BACKENDS = frozenset({"django_redis.cache.RedisCache", "django.core.cache.backends.redis.RedisCache"})
+MEMCACHED_BACKENDS = frozenset({"django.core.cache.backends.memcached.PyMemcacheCache"})
+#: LLM_CACHES OPTIONS -> keyword arguments of LLMCache.
+CACHE_OPTIONS = {"COMPRESS_MIN_BYTES": "compress_min_bytes", "MAX_ENTRY_BYTES": "max_entry_bytes", "STATS": "stats"}
+
+
+class LLMCacheHandler:
+    """Like ``django.core.cache.caches``: ``llm_caches[alias]`` is built on first use and
+    kept for the process (shared by threads, like the LangChain global cache itself);
+    :meth:`reset` drops them when ``LLM_CACHES`` or ``CACHES`` change."""
+
+    def __init__(self) -> None:
+        self._caches: dict[str, LLMCache] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, alias: str) -> LLMCache:
+        try:
+            return self._caches[alias]
+        except KeyError:
+            with self._lock:
+                if alias not in self._caches:
+                    self._caches[alias] = build_llm_cache(alias)
+                return self._caches[alias]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(configured_aliases())
+
+    def __contains__(self, alias: object) -> bool:
+        return alias in configured_aliases()
+
+    def all(self) -> list[LLMCache]:
+        """Every configured LLM cache, building those not built yet."""
+        return [self[alias] for alias in self]
+
+    def reset(self) -> None:
+        """Forget every built cache; the next access builds it from the current settings."""
+        with self._lock:
+            self._caches = {}
+
+
+llm_caches = LLMCacheHandler()
+
+
+class DefaultLLMCache(BaseCache):
+    """What ``AppConfig.ready()`` installs as LangChain's global cache: a stand-in that
+    forwards to ``llm_caches["default"]``, so settings changes apply and start-up opens
+    no connection."""
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        return llm_caches[DEFAULT_ALIAS].lookup(prompt, llm_string)
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        llm_caches[DEFAULT_ALIAS].update(prompt, llm_string, return_val)
+
+    def clear(self, **kwargs: Any) -> None:
+        llm_caches[DEFAULT_ALIAS].clear(**kwargs)
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        return await llm_caches[DEFAULT_ALIAS].alookup(prompt, llm_string)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        await llm_caches[DEFAULT_ALIAS].aupdate(prompt, llm_string, return_val)
+
+    async def aclear(self, **kwargs: Any) -> None:
+        await llm_caches[DEFAULT_ALIAS].aclear(**kwargs)
+
+
+default_llm_cache = DefaultLLMCache()
+
+
+def configured_aliases() -> list[str]:
+    """The aliases of ``LLM_CACHES``, in settings order."""
+    config = app_settings.LLM_CACHES
+    if not isinstance(config, Mapping):
+        raise ImproperlyConfigured(f"LLM_CACHES must be a dict of alias -> options, not {type(config).__name__}.")
+    return list(config)
+
+
+def build_llm_cache(alias: str) -> LLMCache:
+    """Build the LLM cache for ``LLM_CACHES[alias]`` on its ``CACHES`` alias's servers."""
+    if alias not in configured_aliases():
+        raise ImproperlyConfigured(
+            f"LLM cache alias {alias!r} is not in LLM_CACHES (defined: {', '.join(configured_aliases()) or 'none'})."
+        )
+    config = app_settings.LLM_CACHES[alias]
+    problems = alias_problems(alias, config)
+    if problems:
+        raise ImproperlyConfigured(" ".join(problems))
+    cache_alias = config.get("CACHE", DEFAULT_ALIAS)
+    cache_settings = app_settings.CACHES[cache_alias]
+    options = config.get("OPTIONS", {})
+    kwargs: dict[str, Any] = {CACHE_OPTIONS[name]: value for name, value in options.items() if name in CACHE_OPTIONS}
+    kwargs["ttl"] = config["TTL"] if "TTL" in config else cache_settings.get("TIMEOUT", 300)
+    kwargs["alias"] = alias
+    namespace = config.get("NAMESPACE", DEFAULT_NAMESPACE)
+    backend = cache_settings.get("BACKEND", "")
+    if backend in REDIS_BACKENDS:
+        return _redis_cache(cache_alias, cache_settings, namespace, options, kwargs)
+    if backend in MEMCACHED_BACKENDS:
+        return _memcached_cache(cache_alias, cache_settings, namespace, kwargs)
+    from llmcache_django.backends import DjangoLLMCache
+
+    return DjangoLLMCache(cache_alias, namespace=namespace, **kwargs)
+
+
+def _prefix(cache_settings: Mapping[str, Any], namespace: str) -> str:
+    return key_prefix(
+        namespace,
+        prefix=cache_settings.get("KEY_PREFIX", ""),
+        version=cache_settings.get("VERSION", 1),
+        key_func=cache_settings.get("KEY_FUNCTION"),
+    )
+
+
+def _redis_cache(
+    cache_alias: str,
+    cache_settings: Mapping[str, Any],
+    namespace: str,
+    options: Mapping[str, Any],
+    kwargs: dict[str, Any],
+) -> LLMCache:
+    from llmcache_django.backends import RedisLLMCache
+
+    if cache_settings["BACKEND"].startswith("django_redis"):
+        from django_redis import get_redis_connection
+
+        client = get_redis_connection(cache_alias, write=True)
+    else:
+        client = caches[cache_alias]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    for name, keyword in (
+        ("ASYNC_MAX_CONNECTIONS", "async_max_connections"),
+        ("ASYNC_POOL_TIMEOUT", "async_pool_timeout"),
+    ):
+        if name in options:
+            kwargs[keyword] = options[name]
+    return RedisLLMCache(client, namespace=namespace, key_prefix=_prefix(cache_settings, namespace), **kwargs)
+
+
+def _memcached_cache(
+    cache_alias: str, cache_settings: Mapping[str, Any], namespace: str, kwargs: dict[str, Any]
+) -> LLMCache:
+    from pymemcache.client.hash import HashClient
+
+    from llmcache_django.backends import MemcachedLLMCache
+
+    prefix = _prefix(cache_settings, namespace)
+    if len(prefix) + 64 > MEMCACHED_MAX_KEY or any(char.isspace() or ord(char) < 33 for char in prefix):
+        raise ImproperlyConfigured(
+            f"CACHES[{cache_alias!r}] KEY_PREFIX/VERSION with NAMESPACE {namespace!r} give the key prefix "
+            f"{prefix!r}, which cannot be part of a memcached key (at most {MEMCACHED_MAX_KEY - 64} "
+            f"characters, no spaces or control characters); shorten or clean KEY_PREFIX."
+        )
+    django_cache = caches[cache_alias]
+    # Our own client on the alias's servers and options, but raw bytes in and out: Django's
+    # client unpickles what it reads, and nothing on our read path may unpickle.
+    client_options = {**django_cache._options, "serde": None, "use_pooling": True}  # type: ignore[attr-defined]
+    client_options.pop("serializer", None)
+    client_options.pop("deserializer", None)
+    client = HashClient(django_cache.client_servers, **client_options)  # type: ignore[attr-defined]
+    return MemcachedLLMCache(client, namespace=namespace, key_prefix=prefix, **kwargs)

@@ -1,0 +1,59 @@
+"""The store contract: bytes under names, inside one namespace, sync and async."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class Store(ABC):
+    """Byte storage for one namespace on one server (or Django cache).
+
+    ``name`` arguments are entry digests; the store turns them into server keys under its
+    namespace. Methods may raise any exception on a server failure: the cache catches,
+    logs, counts and carries on, so stores stay free of error handling.
+    """
+
+    #: Largest value the server accepts, or ``None`` for no practical limit.
+    max_value_bytes: int | None = None
+    #: Whether values may be arbitrary bytes (``False`` for clients that decode to str).
+    binary_safe: bool = True
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Return where the entries live, for logs and the admin (no secrets)."""
+
+    @abstractmethod
+    def get(self, name: str) -> bytes | None:
+        """Return the value stored under ``name``, or ``None`` when there is none."""
+
+    @abstractmethod
+    def set(self, name: str, value: bytes, ttl: float | None) -> None:
+        """Store ``value`` under ``name`` for ``ttl`` seconds (``None``: no expiry)."""
+
+    @abstractmethod
+    def delete(self, name: str) -> bool:
+        """Remove the entry ``name``; return whether it existed (when the server says)."""
+
+    @abstractmethod
+    def clear(self) -> int | None:
+        """Make every entry of the namespace unreachable; return how many, if known.
+
+        Nothing outside the namespace is touched, and after it returns no client gets a
+        hit for an entry written before it started.
+        """
+
+    @abstractmethod
+    async def aget(self, name: str) -> bytes | None:
+        """Async :meth:`get`; never blocks the event loop on network I/O."""
+
+    @abstractmethod
+    async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
+        """Async :meth:`set`."""
+
+    @abstractmethod
+    async def adelete(self, name: str) -> bool:
+        """Async :meth:`delete`."""
+
+    @abstractmethod
+    async def aclear(self) -> int | None:
+        """Async :meth:`clear`."""

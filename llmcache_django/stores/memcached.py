@@ -1,0 +1,105 @@
+"""Entries on memcached through a pymemcache client."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from llmcache_django.stores.generational import GenerationalStore
+
+#: memcached reads an expiry above 30 days as an absolute Unix time.
+RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
+#: Default item limit (1 MiB) less room for the key and item header.
+DEFAULT_MAX_VALUE_BYTES = 1024 * 1024 - 1024
+
+
+class MemcachedStore(GenerationalStore):
+    """Stores entries with a pymemcache ``Client``, ``PooledClient``, ``HashClient`` or
+    ``RetryingClient``.
+
+    Async methods run the client in a worker thread; a client that is not thread-safe
+    (a plain ``Client``) is used under a lock so threads and tasks never share a socket.
+    """
+
+    max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES
+
+    def __init__(self, client: Any, prefix: str, max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES) -> None:
+        super().__init__()
+        self.client = client
+        self.prefix = prefix
+        self.max_value_bytes = max_value_bytes
+        self._lock: AbstractContextManager[Any] = nullcontext() if _thread_safe(client) else threading.Lock()
+
+    def describe(self) -> str:
+        return f"memcached {', '.join(server_names(self.client))} (prefix {self.prefix!r})"
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        with self._lock:
+            return self.client.get_many(list(keys))  # type: ignore[no-any-return]
+
+    def _set(self, key: str, value: bytes, ttl: float | None) -> None:
+        with self._lock:
+            stored = self.client.set(key, value, expire=expire_time(ttl), noreply=False)
+        if stored is False:
+            raise OSError(f"memcached refused to store {len(value)} bytes under {key!r}")
+
+    def _add(self, key: str, value: bytes) -> None:
+        with self._lock:
+            self.client.add(key, value, expire=0, noreply=False)
+
+    def _incr(self, key: str) -> int | None:
+        with self._lock:
+            return self.client.incr(key, 1, noreply=False)  # type: ignore[no-any-return]
+
+    def _delete(self, key: str) -> bool:
+        with self._lock:
+            return bool(self.client.delete(key, noreply=False))
+
+    async def aget(self, name: str) -> bytes | None:
+        return await asyncio.to_thread(self.get, name)
+
+    async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
+        await asyncio.to_thread(self.set, name, value, ttl)
+
+    async def adelete(self, name: str) -> bool:
+        return await asyncio.to_thread(self.delete, name)
+
+    async def aclear(self) -> int | None:
+        return await asyncio.to_thread(self.clear)
+
+
+def expire_time(ttl: float | None) -> int:
+    """Translate a TTL in seconds into memcached's ``exptime`` (0 means never)."""
+    if ttl is None:
+        return 0
+    seconds = max(1, math.ceil(ttl))
+    if seconds > RELATIVE_EXPIRY_LIMIT:
+        return int(time.time()) + seconds
+    return seconds
+
+
+def server_names(client: Any) -> list[str]:
+    """List the ``host:port`` of every server a pymemcache client talks to."""
+    inner = getattr(client, "_client", client)  # RetryingClient wraps another client
+    if hasattr(inner, "clients"):  # HashClient
+        return sorted(inner.clients)
+    server = getattr(inner, "server", None)
+    if isinstance(server, tuple):
+        return [f"{server[0]}:{server[1]}"]
+    return [str(server)]
+
+
+def _thread_safe(client: Any) -> bool:
+    from pymemcache.client.base import PooledClient
+    from pymemcache.client.hash import HashClient
+
+    inner = getattr(client, "_client", client)
+    return isinstance(inner, PooledClient) or (isinstance(inner, HashClient) and inner.use_pooling)

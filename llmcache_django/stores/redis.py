@@ -1,0 +1,127 @@
+"""Entries on Redis through redis-py, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from llmcache_django.stores.base import Store
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+#: Keys removed per UNLINK while clearing a namespace.
+CLEAR_BATCH = 500
+
+
+class RedisStore(Store):
+    """Stores each entry as one Redis string under ``prefix + name``.
+
+    Give a sync client, an async client or both; the missing one is derived from the
+    other's connection settings. A derived async client gets a bounded blocking pool per
+    event loop (async connections cannot cross loops). ``clear()`` SCANs the namespace and
+    UNLINKs what it finds, so the memory is reclaimed and nothing else is touched.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        client: redis.Redis | None = None,
+        async_client: redis.asyncio.Redis | None = None,
+        async_max_connections: int = 50,
+        async_pool_timeout: float = 20.0,
+    ) -> None:
+        if client is None and async_client is None:
+            raise ValueError("RedisStore needs a sync client, an async client or both")
+        self.prefix = prefix
+        self._client = client
+        self._async_client = async_client
+        self._async_max_connections = async_max_connections
+        self._async_pool_timeout = async_pool_timeout
+        self._loop_clients: weakref.WeakKeyDictionary[Any, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+        self.binary_safe = not _decodes_responses(client or async_client)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The sync client (derived from the async one on first use if none was given)."""
+        if self._client is None:
+            from llmcache_django.stores.redis_clients import sync_client_for
+
+            assert self._async_client is not None
+            self._client = sync_client_for(self._async_client)
+        return self._client
+
+    @property
+    def async_client(self) -> redis.asyncio.Redis:
+        """The async client for the running event loop."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        found = self._loop_clients.get(loop)
+        if found is None:
+            from llmcache_django.stores.redis_clients import async_client_for
+
+            found = async_client_for(self.client, self._async_max_connections, self._async_pool_timeout)
+            self._loop_clients[loop] = found
+        return found
+
+    def describe(self) -> str:
+        kwargs = (self._client or self._async_client).connection_pool.connection_kwargs  # type: ignore[union-attr]
+        where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        return f"redis {where} db {kwargs.get('db', 0)} (prefix {self.prefix!r})"
+
+    def get(self, name: str) -> bytes | None:
+        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+
+    def set(self, name: str, value: bytes, ttl: float | None) -> None:
+        self.client.set(self.prefix + name, value, px=_milliseconds(ttl))
+
+    def delete(self, name: str) -> bool:
+        return bool(self.client.unlink(self.prefix + name))
+
+    def clear(self) -> int | None:
+        removed, batch = 0, []
+        for key in self.client.scan_iter(match=self.pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= CLEAR_BATCH:
+                removed += self.client.unlink(*batch)  # type: ignore[operator]
+                batch = []
+        if batch:
+            removed += self.client.unlink(*batch)  # type: ignore[operator]
+        return removed
+
+    async def aget(self, name: str) -> bytes | None:
+        return await self.async_client.get(self.prefix + name)  # type: ignore[no-any-return,return-value]
+
+    async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
+        await self.async_client.set(self.prefix + name, value, px=_milliseconds(ttl))
+
+    async def adelete(self, name: str) -> bool:
+        return bool(await self.async_client.unlink(self.prefix + name))
+
+    async def aclear(self) -> int | None:
+        client, removed, batch = self.async_client, 0, []
+        async for key in client.scan_iter(match=self.pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= CLEAR_BATCH:
+                removed += await client.unlink(*batch)
+                batch = []
+        if batch:
+            removed += await client.unlink(*batch)
+        return removed
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN ``MATCH`` pattern for exactly the keys under ``prefix``."""
+        return "".join("\\" + char if char in "*?[]\\" else char for char in self.prefix) + "*"
+
+
+def _milliseconds(ttl: float | None) -> int | None:
+    return None if ttl is None else max(1, round(ttl * 1000))
+
+
+def _decodes_responses(client: Any) -> bool:
+    return bool(client.connection_pool.connection_kwargs.get("decode_responses"))

@@ -1,0 +1,130 @@
+"""Shared fixtures: real servers for the session, and an empty LLM cache of every kind."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from llmcache_django.cache import LLMCache
+from tests import servers
+
+#: Each kind of cache the contract and standard suites run against.
+CACHE_KINDS = [
+    "redis",  # RedisLLMCache on a sync redis.Redis
+    "compat-redis",  # compat.RedisCache
+    "compat-async-redis",  # compat.AsyncRedisCache (sync calls too)
+    "memcached",  # MemcachedLLMCache on a PooledClient
+    "compat-memcached",  # compat.MemcachedCache on a plain Client
+    "alias-django-redis",  # LLM_CACHES on a django_redis.cache.RedisCache alias
+    "alias-django-builtin-redis",  # ... on django.core.cache.backends.redis.RedisCache
+    "alias-pymemcache",  # ... on django.core.cache.backends.memcached.PyMemcacheCache
+    "alias-database",  # ... on the database cache
+    "alias-locmem",  # ... on LocMemCache
+]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[servers.Server]:
+    server = servers.start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[servers.Server]:
+    server = servers.start_memcached()
+    yield server
+    server.stop()
+
+
+def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The CACHES entry an ``alias-*`` kind stores its entries in."""
+    if kind == "alias-django-redis":
+        url = request.getfixturevalue("redis_server").url
+        return {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "site", "VERSION": 2}
+    if kind == "alias-django-builtin-redis":
+        url = request.getfixturevalue("redis_server").url
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if kind == "alias-pymemcache":
+        location = request.getfixturevalue("memcached_server").location
+        return {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": location,
+            "KEY_PREFIX": "site",
+        }
+    if kind == "alias-database":  # needs @pytest.mark.django_db(transaction=True)
+        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "llmcache_tests_table"}
+    return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"llm-{uuid.uuid4().hex}"}
+
+
+def direct_cache(kind: str, request: pytest.FixtureRequest, **options: Any) -> LLMCache:
+    """Build a cache of a non-alias kind on the session servers."""
+    import redis
+    import redis.asyncio
+    from pymemcache.client.base import Client, PooledClient
+
+    from llmcache_django import MemcachedLLMCache, RedisLLMCache
+    from llmcache_django.compat import AsyncRedisCache, MemcachedCache, RedisCache
+
+    if kind.endswith("memcached"):
+        host, port = "127.0.0.1", request.getfixturevalue("memcached_server").port
+        if kind == "compat-memcached":
+            return MemcachedCache(Client((host, port)), **options)
+        return MemcachedLLMCache(PooledClient((host, port)), namespace=f"t{uuid.uuid4().hex[:12]}", **options)
+    url = request.getfixturevalue("redis_server").url
+    if kind == "compat-redis":
+        return RedisCache(redis.Redis.from_url(url), **options)
+    if kind == "compat-async-redis":
+        return AsyncRedisCache(redis.asyncio.Redis.from_url(url), **options)
+    return RedisLLMCache(redis.Redis.from_url(url), namespace=f"t{uuid.uuid4().hex[:12]}", **options)
+
+
+@pytest.fixture
+def make_llm_cache(request: pytest.FixtureRequest) -> Iterator[Callable[..., LLMCache]]:
+    """Factory: ``make_llm_cache(kind, **LLM_CACHES options)`` -> an empty cache of that kind."""
+    overrides: list[override_settings] = []
+
+    def make(kind: str, **options: Any) -> LLMCache:
+        if not kind.startswith("alias-"):
+            cache = direct_cache(kind, request, **{k.lower(): v for k, v in options.items()})
+        else:
+            override = override_settings(
+                CACHES={
+                    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+                    "llm": cache_settings(kind, request),
+                },
+                LLM_CACHES={"default": {"CACHE": "llm", "NAMESPACE": f"t{uuid.uuid4().hex[:12]}", **options}},
+            )
+            override.enable()
+            overrides.append(override)
+            from llmcache_django import llm_caches
+
+            cache = llm_caches["default"]
+        cache.clear()
+        return cache
+
+    yield make
+    for override in reversed(overrides):
+        override.disable()
+
+
+def kind_param(kind: str) -> Any:
+    """``kind`` as a pytest param, with the database access it needs."""
+    if kind == "alias-database":
+        return pytest.param(kind, marks=pytest.mark.django_db(transaction=True))
+    return kind
+
+
+@pytest.fixture(params=[kind_param(kind) for kind in CACHE_KINDS])
+def cache_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def llm_cache(cache_kind: str, make_llm_cache: Callable[..., LLMCache]) -> LLMCache:
+    """An empty cache of each kind in turn."""
+    return make_llm_cache(cache_kind)
