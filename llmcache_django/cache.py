@@ -22,6 +22,9 @@ from llmcache_django.stores.base import Store
 logger = logging.getLogger("llmcache_django")
 #: How many pending misses are remembered to time the model call that follows them.
 PENDING_MISSES_LIMIT = 4096
+#: After a server error, lookups and updates skip the server for this many seconds, so a
+#: dead server (and its client's connect timeouts and retries) costs one slow call, not all.
+OUTAGE_BACKOFF_SECONDS = 5.0
 
 
 class LLMCache(BaseCache):
@@ -29,9 +32,13 @@ class LLMCache(BaseCache):
 
     Lookups and updates never raise: a server failure, a corrupt or foreign value, or an
     oversize entry is logged (once per burst), counted in :attr:`stats`, and treated as a
-    miss or a skipped write. ``clear()`` removes this namespace's entries only, and raises
+    miss or a skipped write. After a server failure the server is left alone for
+    :data:`OUTAGE_BACKOFF_SECONDS`, so model calls do not each wait on a dead server. ``clear()`` removes this namespace's entries only, and raises
     if the server cannot be reached, so an operator knows nothing was cleared.
     """
+
+    #: Seconds to leave the server alone after it failed (see :data:`OUTAGE_BACKOFF_SECONDS`).
+    outage_backoff: float = OUTAGE_BACKOFF_SECONDS
 
     def __init__(
         self,
@@ -51,6 +58,7 @@ class LLMCache(BaseCache):
         self.stats: Stats | None = Stats() if stats else None
         self.errors = ErrorReporter(alias or type(self).__name__)
         self._pending_misses: dict[str, float] = {}
+        self._server_down_until = 0.0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r} {self.store.describe()}>"
@@ -58,10 +66,12 @@ class LLMCache(BaseCache):
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
         name = entry_digest(prompt, llm_string)
+        if self._server_down():
+            return None
         try:
             value = self.store.get(name)
         except Exception as exc:
-            self._fail("lookup", exc)
+            self._server_failed("lookup", exc)
             return None
         generations = self._read(name, value, prompt, llm_string)
         signal = llm_cache_miss if generations is None else llm_cache_hit
@@ -72,10 +82,12 @@ class LLMCache(BaseCache):
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async :meth:`lookup`."""
         name = entry_digest(prompt, llm_string)
+        if self._server_down():
+            return None
         try:
             value = await self.store.aget(name)
         except Exception as exc:
-            self._fail("lookup", exc)
+            self._server_failed("lookup", exc)
             return None
         generations = self._read(name, value, prompt, llm_string)
         signal = llm_cache_miss if generations is None else llm_cache_hit
@@ -87,12 +99,12 @@ class LLMCache(BaseCache):
         """Store ``return_val`` for ``(prompt, llm_string)``, replacing any previous entry."""
         name = entry_digest(prompt, llm_string)
         value = self._encode(name, prompt, llm_string, return_val)
-        if value is None:
+        if value is None or self._server_down():
             return
         try:
             self.store.set(name, value, self.ttl)
         except Exception as exc:
-            self._fail("update", exc)
+            self._server_failed("update", exc)
             return
         self._count("writes")
 
@@ -100,12 +112,12 @@ class LLMCache(BaseCache):
         """Async :meth:`update`."""
         name = entry_digest(prompt, llm_string)
         value = self._encode(name, prompt, llm_string, return_val)
-        if value is None:
+        if value is None or self._server_down():
             return
         try:
             await self.store.aset(name, value, self.ttl)
         except Exception as exc:
-            self._fail("update", exc)
+            self._server_failed("update", exc)
             return
         self._count("writes")
 
@@ -115,7 +127,7 @@ class LLMCache(BaseCache):
         Keyword arguments of the langchain-community classes (``asynchronous``, ``delay``,
         ``noreply``) are accepted and ignored.
         """
-        count = self.store.clear()
+        count = self.store.clear()  # raises on failure: a clear that did not happen must say so
         self._cleared(count)
         if llm_cache_cleared.receivers:
             llm_cache_cleared.send(sender=self, alias=self.alias, count=count)
@@ -173,11 +185,22 @@ class LLMCache(BaseCache):
 
     def _cleared(self, count: int | None) -> None:
         self._pending_misses.clear()
+        self._server_down_until = 0.0
         logger.info("LLM cache %r cleared (%s entries)", self.alias, "unknown" if count is None else count)
 
     def _count(self, counter: str) -> None:
         if self.stats is not None:
             self.stats.add(counter)
+
+    def _server_down(self) -> bool:
+        if self._server_down_until and time.monotonic() < self._server_down_until:
+            self._count("errors")
+            return True
+        return False
+
+    def _server_failed(self, operation: str, exc: BaseException) -> None:
+        self._server_down_until = time.monotonic() + self.outage_backoff
+        self._fail(operation, exc)
 
     def _fail(self, operation: str, exc: BaseException) -> None:
         self._count("errors")

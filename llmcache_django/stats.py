@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from langchain_core.outputs import Generation
@@ -39,7 +39,7 @@ class Stats:
     def snapshot(self) -> dict[str, Any]:
         """Return the counters and the hit ratio as a plain dict."""
         with self._lock:
-            values = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+            values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
         lookups = values["hits"] + values["misses"]
         values["hit_ratio"] = values["hits"] / lookups if lookups else None
         return values

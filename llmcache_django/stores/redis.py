@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,9 @@ class RedisStore(Store):
 
     Give a sync client, an async client or both; the missing one is derived from the
     other's connection settings. A derived async client gets a bounded blocking pool per
-    event loop (async connections cannot cross loops). ``clear()`` SCANs the namespace and
+    event loop (async connections cannot cross loops); calls on a given async client wait
+    for one of ``async_max_connections`` slots, so a burst of lookups queues instead of
+    failing with "Too many connections". ``clear()`` SCANs the namespace and
     UNLINKs what it finds, so the memory is reclaimed and nothing else is touched.
     """
 
@@ -42,6 +45,7 @@ class RedisStore(Store):
         self._async_max_connections = async_max_connections
         self._async_pool_timeout = async_pool_timeout
         self._loop_clients: weakref.WeakKeyDictionary[Any, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+        self._loop_slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self.binary_safe = not _decodes_responses(client or async_client)
 
     @property
@@ -67,6 +71,16 @@ class RedisStore(Store):
             found = async_client_for(self.client, self._async_max_connections, self._async_pool_timeout)
             self._loop_clients[loop] = found
         return found
+
+    def _slots(self) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+        if self._async_client is None:
+            return contextlib.nullcontext()  # our own blocking pool already queues callers
+        loop = asyncio.get_running_loop()
+        slots = self._loop_slots.get(loop)
+        if slots is None:
+            limit = min(self._async_max_connections, self._async_client.connection_pool.max_connections)
+            slots = self._loop_slots[loop] = asyncio.Semaphore(limit)
+        return slots
 
     def describe(self) -> str:
         kwargs = (self._client or self._async_client).connection_pool.connection_kwargs  # type: ignore[union-attr]
@@ -94,13 +108,16 @@ class RedisStore(Store):
         return removed
 
     async def aget(self, name: str) -> bytes | None:
-        return await self.async_client.get(self.prefix + name)  # type: ignore[no-any-return,return-value]
+        async with self._slots():
+            return await self.async_client.get(self.prefix + name)  # type: ignore[no-any-return,return-value]
 
     async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
-        await self.async_client.set(self.prefix + name, value, px=_milliseconds(ttl))
+        async with self._slots():
+            await self.async_client.set(self.prefix + name, value, px=_milliseconds(ttl))
 
     async def adelete(self, name: str) -> bool:
-        return bool(await self.async_client.unlink(self.prefix + name))
+        async with self._slots():
+            return bool(await self.async_client.unlink(self.prefix + name))
 
     async def aclear(self) -> int | None:
         client, removed, batch = self.async_client, 0, []

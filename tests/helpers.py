@@ -1,0 +1,37 @@
+"""Small builders shared by the tests: sample generations and raw access to stored values."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, Generation
+
+from llmcache_django.cache import LLMCache
+from llmcache_django.keys import entry_digest
+
+
+def chat_generation(text: str = "Paris.") -> ChatGeneration:
+    """A chat answer with everything a real provider returns: tools, usage, metadata, blocks."""
+    message = AIMessage(
+        content=[{"type": "text", "text": text}],
+        tool_calls=[{"name": "lookup_city", "args": {"name": "Paris", "limit": 3}, "id": "call_1"}],
+        invalid_tool_calls=[{"name": "broken", "args": "{not json", "id": "call_2", "error": "bad json"}],
+        additional_kwargs={"refusal": None},
+        response_metadata={"model_name": "gpt-test", "finish_reason": "stop"},
+        usage_metadata={"input_tokens": 12, "output_tokens": 30, "total_tokens": 42},
+        id="run-1",
+    )
+    return ChatGeneration(message=message, generation_info={"finish_reason": "stop", "logprobs": None})
+
+
+def text_generations(*texts: str) -> list[Generation]:
+    return [Generation(text=text, generation_info={"index": index}) for index, text in enumerate(texts)]
+
+
+def plant(cache: LLMCache, prompt: str, llm_string: str, value: bytes) -> None:
+    """Store ``value`` under the entry key for ``(prompt, llm_string)``, bypassing the codec."""
+    cache.store.set(entry_digest(prompt, llm_string), value, None)
+
+
+def stored_bytes(cache: LLMCache, prompt: str, llm_string: str) -> bytes | None:
+    """What the store holds for ``(prompt, llm_string)``, bypassing the codec."""
+    return cache.store.get(entry_digest(prompt, llm_string))

@@ -1,0 +1,94 @@
+"""System checks: one test per id, and ``manage.py check`` on the test settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from llmcache_django.checks import check_llm_caches
+
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+DATABASE = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "llmcache_tests_table"}
+
+
+def check_ids(**overrides: Any) -> list[str]:
+    with override_settings(**overrides):
+        return [message.id for message in check_llm_caches()]  # type: ignore[misc]
+
+
+def test_the_test_settings_pass_every_check() -> None:
+    call_command("check", "--fail-level", "WARNING")
+
+
+def test_llm_caches_must_be_a_dict() -> None:
+    assert check_ids(LLM_CACHES=["default"]) == ["llmcache_django.E001"]
+
+
+def test_each_alias_must_be_a_dict() -> None:
+    assert check_ids(LLM_CACHES={"default": "llm"}) == ["llmcache_django.E001"]
+
+
+def test_cache_alias_must_exist_in_caches() -> None:
+    with override_settings(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"CACHE": "llm"}}):
+        (message,) = check_llm_caches()
+    assert message.id == "llmcache_django.E002"
+    assert "LLM_CACHES['default']['CACHE'] = 'llm' is not in CACHES" in message.msg
+
+
+@pytest.mark.parametrize("ttl", [-1, "3600", True, [1]])
+def test_ttl_must_be_seconds_or_none(ttl: object) -> None:
+    assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"TTL": ttl}}) == ["llmcache_django.E003"]
+
+
+@pytest.mark.parametrize("ttl", [0, 60, 1.5, None])
+def test_valid_ttls_pass(ttl: object) -> None:
+    assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"TTL": ttl}}) == []
+
+
+def test_unknown_alias_key_is_an_error() -> None:
+    assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"TIMEOUT": 5}}) == ["llmcache_django.E004"]
+
+
+def test_unknown_or_mistyped_option_is_an_error() -> None:
+    ids = check_ids(
+        CACHES={"default": DATABASE}, LLM_CACHES={"default": {"OPTIONS": {"COMPRESS": True, "STATS": "yes"}}}
+    )
+    assert ids == ["llmcache_django.E004", "llmcache_django.E004"]
+
+
+@pytest.mark.parametrize("namespace", ["", "has space", "x" * 65, 7])
+def test_namespace_must_be_key_safe(namespace: object) -> None:
+    ids = check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"NAMESPACE": namespace}})
+    assert ids == ["llmcache_django.E005"]
+
+
+def test_global_install_needs_a_default_alias() -> None:
+    ids = check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"other": {}})
+    assert ids == ["llmcache_django.E006"]
+    assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"other": {}}, LLM_CACHE_SET_GLOBAL=False) == []
+
+
+def test_a_backend_whose_library_is_missing_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmcache_django import checks
+
+    monkeypatch.setattr(checks, "_importable", lambda module: module != "pymemcache")
+    memcached = {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": "127.0.0.1:11211"}
+    assert check_ids(CACHES={"default": memcached}, LLM_CACHES={"default": {}}) == ["llmcache_django.E007"]
+
+
+def test_dummy_cache_warns_that_it_never_hits() -> None:
+    dummy = {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
+    assert check_ids(CACHES={"default": dummy}, LLM_CACHES={"default": {}}) == ["llmcache_django.W001"]
+
+
+def test_locmem_cache_warns_that_it_is_per_process() -> None:
+    assert check_ids(CACHES={"default": LOCMEM}, LLM_CACHES={"default": {}}) == ["llmcache_django.W002"]
+
+
+def test_manage_py_check_fails_on_a_settings_mistake() -> None:
+    with override_settings(LLM_CACHES={"default": {"CACHE": "missing"}}), pytest.raises(SystemCheckError, match="E002"):
+        call_command("check")
