@@ -44,8 +44,7 @@ class RedisLLMCache(LLMCache):
             async_max_connections=async_max_connections,
             async_pool_timeout=async_pool_timeout,
         )
-        self.namespace = namespace
-        super().__init__(store, ttl=ttl, **options)
+        super().__init__(store, ttl=ttl, namespace=namespace, **options)
 
 
 class MemcachedLLMCache(LLMCache):
@@ -64,8 +63,7 @@ class MemcachedLLMCache(LLMCache):
         from llmcache_django.stores.memcached import MemcachedStore
 
         store = MemcachedStore(client, key_prefix if key_prefix is not None else make_key_prefix(namespace))
-        self.namespace = namespace
-        super().__init__(store, ttl=ttl, **options)
+        super().__init__(store, ttl=ttl, namespace=namespace, **options)
 
 
 class DjangoLLMCache(LLMCache):
@@ -86,6 +84,5 @@ class DjangoLLMCache(LLMCache):
 
         alias = cache if isinstance(cache, str) else ""
         backend = caches[cache] if isinstance(cache, str) else cache
-        self.namespace = namespace
         options.setdefault("alias", alias)
-        super().__init__(DjangoStore(backend, namespace, alias), ttl=ttl, **options)
+        super().__init__(DjangoStore(backend, namespace, alias), ttl=ttl, namespace=namespace, **options)

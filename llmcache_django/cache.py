@@ -15,6 +15,7 @@ from langchain_core.outputs import Generation
 from llmcache_django import codec
 from llmcache_django.failopen import ErrorReporter
 from llmcache_django.keys import entry_digest
+from llmcache_django.operations import CacheOperations
 from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
 from llmcache_django.stats import Stats
 from llmcache_django.stores.base import Store
@@ -27,7 +28,7 @@ PENDING_MISSES_LIMIT = 4096
 OUTAGE_BACKOFF_SECONDS = 5.0
 
 
-class LLMCache(BaseCache):
+class LLMCache(CacheOperations, BaseCache):
     """A LangChain cache over a :class:`~llmcache_django.stores.base.Store`.
 
     Lookups and updates never raise: a server failure, a corrupt or foreign value, or an
@@ -46,6 +47,7 @@ class LLMCache(BaseCache):
         *,
         ttl: float | None = None,
         alias: str = "",
+        namespace: str = "",
         compress_min_bytes: int = codec.DEFAULT_COMPRESS_MIN_BYTES,
         max_entry_bytes: int | None = None,
         stats: bool = True,
@@ -53,6 +55,7 @@ class LLMCache(BaseCache):
         self.store = store
         self.ttl = ttl
         self.alias = alias
+        self.namespace = namespace
         self.compress_min_bytes = compress_min_bytes if store.binary_safe else math.inf
         self.max_entry_bytes = max_entry_bytes if max_entry_bytes is not None else store.max_value_bytes
         self.stats: Stats | None = Stats() if stats else None
@@ -77,6 +80,8 @@ class LLMCache(BaseCache):
         signal = llm_cache_miss if generations is None else llm_cache_hit
         if signal.receivers:
             signal.send(sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+        if self.stats is not None and self.stats.flush_due():
+            self._flush_stats_quietly()
         return generations
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
@@ -93,6 +98,8 @@ class LLMCache(BaseCache):
         signal = llm_cache_miss if generations is None else llm_cache_hit
         if signal.receivers:
             await _asend(signal, sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+        if self.stats is not None and self.stats.flush_due():
+            await self._aflush_stats_quietly()
         return generations
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
@@ -127,10 +134,15 @@ class LLMCache(BaseCache):
         Keyword arguments of the langchain-community classes (``asynchronous``, ``delay``,
         ``noreply``) are accepted and ignored.
         """
+        self.clear_namespace()
+
+    def clear_namespace(self) -> int | None:
+        """:meth:`clear`, returning how many entries went (``None`` where unknown)."""
         count = self.store.clear()  # raises on failure: a clear that did not happen must say so
         self._cleared(count)
         if llm_cache_cleared.receivers:
             llm_cache_cleared.send(sender=self, alias=self.alias, count=count)
+        return count
 
     async def aclear(self, **kwargs: Any) -> None:
         """Async :meth:`clear`."""
@@ -191,6 +203,21 @@ class LLMCache(BaseCache):
     def _count(self, counter: str) -> None:
         if self.stats is not None:
             self.stats.add(counter)
+
+    def _flush_stats_quietly(self) -> None:
+        try:
+            self.flush_stats()
+        except Exception as exc:
+            self._server_failed("saving stats", exc)
+
+    async def _aflush_stats_quietly(self) -> None:
+        assert self.stats is not None
+        pending = self.stats.take_pending()
+        try:
+            if pending:
+                await self.store.aadd_counters(pending)
+        except Exception as exc:
+            self._server_failed("saving stats", exc)
 
     def _server_down(self) -> bool:
         if self._server_down_until and time.monotonic() < self._server_down_until:

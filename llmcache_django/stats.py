@@ -1,55 +1,89 @@
-"""Per-process counters of what a cache did and what its hits saved."""
+"""Counters of what a cache did and what its hits saved: per process, and shared.
+
+Each process counts in memory (cheap on the hot path) and adds its pending deltas to
+counters stored in the backend itself at most once per :data:`FLUSH_SECONDS`, so every
+process and the admin see the same totals.
+"""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, fields
+import time
 from typing import Any
 
 from langchain_core.outputs import Generation
 
+#: The shared counters, in the order they are shown.
+COUNTERS = ("hits", "misses", "writes", "errors", "bytes_served", "tokens_saved", "ms_saved")
+FLUSH_SECONDS = 1.0
 
-@dataclass
+
 class Stats:
-    """Hit, miss, write and error counters, plus what the hits saved."""
+    """Hit, miss, write and error counters, plus what the hits saved, for one process."""
 
-    hits: int = 0
-    misses: int = 0
-    writes: int = 0
-    errors: int = 0
-    bytes_served: int = 0
-    tokens_saved: int = 0
-    seconds_saved: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals = dict.fromkeys(COUNTERS, 0)
+        self._pending = dict.fromkeys(COUNTERS, 0)
+        self._last_flush = time.monotonic()
 
     def hit(self, nbytes: int, generations: list[Generation], duration: float | None) -> None:
         """Count a hit of ``nbytes`` that spared a model call of ``duration`` seconds."""
-        tokens = tokens_of(generations)
-        with self._lock:
-            self.hits += 1
-            self.bytes_served += nbytes
-            self.tokens_saved += tokens
-            self.seconds_saved += duration or 0.0
+        self._add(
+            {
+                "hits": 1,
+                "bytes_served": nbytes,
+                "tokens_saved": tokens_of(generations),
+                "ms_saved": round((duration or 0.0) * 1000),
+            }
+        )
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to the counter ``name`` (``misses``, ``writes`` or ``errors``)."""
+        self._add({name: amount})
+
+    def _add(self, deltas: dict[str, int]) -> None:
         with self._lock:
-            setattr(self, name, getattr(self, name) + amount)
+            for name, amount in deltas.items():
+                self._totals[name] += amount
+                self._pending[name] += amount
+
+    def __getattr__(self, name: str) -> int:
+        if name in COUNTERS:
+            return self._totals[name]
+        raise AttributeError(name)
+
+    def flush_due(self) -> bool:
+        """Whether pending deltas are old enough to be added to the shared counters."""
+        return time.monotonic() - self._last_flush >= FLUSH_SECONDS
+
+    def take_pending(self) -> dict[str, int]:
+        """Return and forget the deltas not yet added to the shared counters."""
+        with self._lock:
+            pending = {name: amount for name, amount in self._pending.items() if amount}
+            self._pending = dict.fromkeys(COUNTERS, 0)
+            self._last_flush = time.monotonic()
+        return pending
 
     def snapshot(self) -> dict[str, Any]:
-        """Return the counters and the hit ratio as a plain dict."""
+        """This process's counters, with ``hit_ratio`` and ``seconds_saved``."""
         with self._lock:
-            values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
-        lookups = values["hits"] + values["misses"]
-        values["hit_ratio"] = values["hits"] / lookups if lookups else None
-        return values
+            return summarize(dict(self._totals))
 
     def reset(self) -> None:
-        """Set every counter back to zero."""
+        """Set this process's counters back to zero (pending deltas included)."""
         with self._lock:
-            self.hits = self.misses = self.writes = self.errors = 0
-            self.bytes_served = self.tokens_saved = 0
-            self.seconds_saved = 0.0
+            self._totals = dict.fromkeys(COUNTERS, 0)
+            self._pending = dict.fromkeys(COUNTERS, 0)
+
+
+def summarize(counters: dict[str, int]) -> dict[str, Any]:
+    """Add ``hit_ratio`` (``None`` before any lookup) and ``seconds_saved`` to raw counters."""
+    values: dict[str, Any] = dict(counters)
+    lookups = values["hits"] + values["misses"]
+    values["hit_ratio"] = values["hits"] / lookups if lookups else None
+    values["seconds_saved"] = values["ms_saved"] / 1000
+    return values
 
 
 def tokens_of(generations: list[Generation]) -> int:

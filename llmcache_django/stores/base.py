@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 
 
 class Store(ABC):
@@ -17,6 +18,8 @@ class Store(ABC):
     max_value_bytes: int | None = None
     #: Whether values may be arbitrary bytes (``False`` for clients that decode to str).
     binary_safe: bool = True
+    #: Whether :meth:`iter_values` can enumerate the namespace on this backend.
+    can_list: bool = False
 
     @abstractmethod
     def describe(self) -> str:
@@ -57,3 +60,28 @@ class Store(ABC):
     @abstractmethod
     async def aclear(self) -> int | None:
         """Async :meth:`clear`."""
+
+    # Operator side: listing and shared counters. Not on the lookup path.
+
+    def iter_values(self) -> Iterator[tuple[str, bytes]]:
+        """Yield ``(name, value)`` for every live entry of the namespace, a batch at a time.
+
+        Raises :class:`NotImplementedError` where :attr:`can_list` is false.
+        """
+        raise NotImplementedError(f"{self.describe()} cannot list its entries")
+
+    @abstractmethod
+    def add_counters(self, deltas: Mapping[str, int]) -> None:
+        """Atomically add ``deltas`` to the namespace's shared counters."""
+
+    @abstractmethod
+    async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
+        """Async :meth:`add_counters`."""
+
+    @abstractmethod
+    def read_counters(self, names: list[str]) -> dict[str, int]:
+        """Return the shared counters ``names`` (0 for those never written)."""
+
+    @abstractmethod
+    def reset_counters(self, names: list[str]) -> None:
+        """Set the shared counters ``names`` back to zero."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.cache import BaseCache as DjangoCache
+from django.core.cache.backends.db import DatabaseCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.db import connections, router
 
 from llmcache_django.stores.generational import GenerationalStore
 
@@ -37,14 +40,33 @@ class DjangoStore(GenerationalStore):
     def _set(self, key: str, value: bytes, ttl: float | None) -> None:
         self.cache.set(key, value, timeout=ttl)
 
-    def _add(self, key: str, value: bytes) -> None:
-        self.cache.add(key, int(value), timeout=None)
+    def _add(self, key: str, value: bytes) -> bool:
+        return bool(self.cache.add(key, int(value), timeout=None))
 
-    def _incr(self, key: str) -> int | None:
+    def _incr(self, key: str, amount: int = 1) -> int | None:
         try:
-            return self.cache.incr(key)
+            return self.cache.incr(key, amount)
         except ValueError:  # Django's way of saying the key is missing
             return None
+
+    @property
+    def can_list(self) -> bool:  # type: ignore[override]
+        return isinstance(self.cache, (DatabaseCache, LocMemCache))
+
+    def _list_names(self) -> Iterator[str]:
+        """Names under our namespace, read from the database table or locmem's dict."""
+        prefix = self.cache.make_key(f"{self.namespace}:")
+        if isinstance(self.cache, LocMemCache):
+            with self.cache._lock:  # type: ignore[attr-defined]
+                keys = list(self.cache._cache)  # type: ignore[attr-defined]
+        elif isinstance(self.cache, DatabaseCache):
+            keys = _database_keys(self.cache, prefix)
+        else:
+            raise NotImplementedError(f"{self.describe()} cannot list its entries")
+        return (key[len(prefix) :] for key in keys if key.startswith(prefix))
+
+    async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
+        await sync_to_async(self.add_counters, thread_sensitive=True)(deltas)
 
     def _delete(self, key: str) -> bool:
         return bool(self.cache.delete(key))
@@ -60,3 +82,14 @@ class DjangoStore(GenerationalStore):
 
     async def aclear(self) -> int | None:
         return await sync_to_async(self.clear, thread_sensitive=True)()
+
+
+def _database_keys(cache: DatabaseCache, prefix: str) -> list[str]:
+    database = router.db_for_read(cache.cache_model_class)
+    connection = connections[database]
+    table = connection.ops.quote_name(cache._table)  # type: ignore[attr-defined]
+    # "!" as the LIKE escape character: portable, unlike a backslash (MySQL).
+    pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT cache_key FROM {table} WHERE cache_key LIKE %s ESCAPE '!'", [pattern])
+        return [row[0] for row in cursor.fetchall()]

@@ -3,18 +3,23 @@
 A counter under ``<namespace>:generation`` is bumped by ``clear()``. Every value is written
 as ``b"<generation>:" + value``; a value from another generation reads as a miss. The
 lookup fetches the counter and the entry in one ``get_many`` round trip, so clear is
-O(1), atomic across processes, and never touches keys outside the namespace.
+O(1), atomic across processes, and never touches keys outside the namespace. Where the
+backend can list its keys, clear then also deletes the old entries to free their memory.
 """
 
 from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 
+from llmcache_django.listing import is_entry_name
 from llmcache_django.stores.base import Store
 
 GENERATION_NAME = "generation"
+COUNTER_PREFIX = "stats:"
+LIST_BATCH = 200
 
 
 class GenerationalStore(Store):
@@ -37,16 +42,20 @@ class GenerationalStore(Store):
         """Store ``value`` under ``key``."""
 
     @abstractmethod
-    def _add(self, key: str, value: bytes) -> None:
-        """Store ``value`` under ``key`` (no expiry) unless the key exists."""
+    def _add(self, key: str, value: bytes) -> bool:
+        """Store ``value`` under ``key`` (no expiry) unless the key exists; whether it did."""
 
     @abstractmethod
-    def _incr(self, key: str) -> int | None:
-        """Atomically add one to the integer at ``key``; ``None`` when it is missing."""
+    def _incr(self, key: str, amount: int = 1) -> int | None:
+        """Atomically add ``amount`` to the integer at ``key``; ``None`` when it is missing."""
 
     @abstractmethod
     def _delete(self, key: str) -> bool:
         """Delete ``key``."""
+
+    def _list_names(self) -> Iterator[str]:
+        """Yield the name of every key under the namespace (where :attr:`can_list`)."""
+        raise NotImplementedError(f"{self.describe()} cannot list its entries")
 
     @property
     def generation_key(self) -> str:
@@ -75,7 +84,40 @@ class GenerationalStore(Store):
         if self._incr(self.generation_key) is None:
             self._start_generation()
         self._generation = None
-        return None
+        if not self.can_list:
+            return None
+        removed = 0
+        for name in list(self._list_names()):
+            if is_entry_name(name):
+                removed += self._delete(self.key(name))
+        return removed
+
+    def iter_values(self) -> Iterator[tuple[str, bytes]]:
+        names = (name for name in self._list_names() if is_entry_name(name))
+        while batch := list(islice(names, LIST_BATCH)):
+            found = self._get_many([self.generation_key, *(self.key(name) for name in batch)])
+            generation = found.get(self.generation_key)
+            if generation is None:
+                return
+            for name in batch:
+                stored = found.get(self.key(name))
+                tag, _, value = _as_bytes(stored).partition(b":") if stored is not None else (b"", b"", b"")
+                if stored is not None and tag == _as_bytes(generation):
+                    yield name, value
+
+    def add_counters(self, deltas: Mapping[str, int]) -> None:
+        for counter, amount in deltas.items():
+            key = self.key(COUNTER_PREFIX + counter)
+            if self._incr(key, amount) is None and not self._add(key, str(amount).encode()):
+                self._incr(key, amount)  # another process created it first
+
+    def read_counters(self, names: list[str]) -> dict[str, int]:
+        found = self._get_many([self.key(COUNTER_PREFIX + name) for name in names])
+        return {name: int(found.get(self.key(COUNTER_PREFIX + name), 0)) for name in names}
+
+    def reset_counters(self, names: list[str]) -> None:
+        for name in names:
+            self._delete(self.key(COUNTER_PREFIX + name))
 
     def _current_generation(self) -> bytes:
         found = self._get_many([self.generation_key]).get(self.generation_key)

@@ -6,11 +6,12 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from llmcache_django.stores.generational import GenerationalStore
+from llmcache_django.stores.metadump import dump_keys
 
 #: memcached reads an expiry above 30 days as an absolute Unix time.
 RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
@@ -51,17 +52,29 @@ class MemcachedStore(GenerationalStore):
         if stored is False:
             raise OSError(f"memcached refused to store {len(value)} bytes under {key!r}")
 
-    def _add(self, key: str, value: bytes) -> None:
+    def _add(self, key: str, value: bytes) -> bool:
         with self._lock:
-            self.client.add(key, value, expire=0, noreply=False)
+            return bool(self.client.add(key, value, expire=0, noreply=False))
 
-    def _incr(self, key: str) -> int | None:
+    def _incr(self, key: str, amount: int = 1) -> int | None:
         with self._lock:
-            return self.client.incr(key, 1, noreply=False)  # type: ignore[no-any-return]
+            return self.client.incr(key, amount, noreply=False)  # type: ignore[no-any-return]
 
     def _delete(self, key: str) -> bool:
         with self._lock:
             return bool(self.client.delete(key, noreply=False))
+
+    can_list = True
+
+    def _list_names(self) -> Iterator[str]:
+        """Names under our prefix on every server, from ``lru_crawler metadump all``."""
+        for node in server_clients(self.client):
+            for key in dump_keys(node.server):
+                if key.startswith(self.prefix):
+                    yield key[len(self.prefix) :]
+
+    async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
+        await asyncio.to_thread(self.add_counters, deltas)
 
     async def aget(self, name: str) -> bytes | None:
         return await asyncio.to_thread(self.get, name)
@@ -84,6 +97,12 @@ def expire_time(ttl: float | None) -> int:
     if seconds > RELATIVE_EXPIRY_LIMIT:
         return int(time.time()) + seconds
     return seconds
+
+
+def server_clients(client: Any) -> list[Any]:
+    """The per-server clients behind a pymemcache client (one, or each of a HashClient's)."""
+    inner = getattr(client, "_client", client)  # RetryingClient wraps another client
+    return list(inner.clients.values()) if hasattr(inner, "clients") else [inner]
 
 
 def server_names(client: Any) -> list[str]:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from llmcache_django.listing import is_entry_name
 from llmcache_django.stores.base import Store
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-#: Keys removed per UNLINK while clearing a namespace.
+#: Keys removed per UNLINK while clearing a namespace, and values read per MGET when listing.
 CLEAR_BATCH = 500
+LIST_BATCH = 200
 
 
 class RedisStore(Store):
@@ -97,15 +101,47 @@ class RedisStore(Store):
         return bool(self.client.unlink(self.prefix + name))
 
     def clear(self) -> int | None:
-        removed, batch = 0, []
-        for key in self.client.scan_iter(match=self.pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= CLEAR_BATCH:
-                removed += self.client.unlink(*batch)  # type: ignore[operator]
-                batch = []
-        if batch:
+        removed = 0
+        for batch in _batches(self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000)), CLEAR_BATCH):
             removed += self.client.unlink(*batch)  # type: ignore[operator]
         return removed
+
+    can_list = True
+
+    def iter_values(self) -> Iterator[tuple[str, bytes]]:
+        keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000))
+        for batch in _batches(keys, LIST_BATCH):
+            for key, value in zip(batch, self.client.mget(batch), strict=True):  # type: ignore[arg-type]
+                if value is not None:
+                    yield _text(key)[len(self.prefix) :], value  # type: ignore[misc]
+
+    @property
+    def counters_key(self) -> str:
+        """The hash holding the namespace's shared counters (kept by ``clear()``)."""
+        return self.prefix + "stats"
+
+    def add_counters(self, deltas: Mapping[str, int]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for counter, amount in deltas.items():
+                pipe.hincrby(self.counters_key, counter, amount)
+            pipe.execute()
+
+    async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
+        async with self._slots(), self.async_client.pipeline(transaction=False) as pipe:
+            for counter, amount in deltas.items():
+                pipe.hincrby(self.counters_key, counter, amount)
+            await pipe.execute()
+
+    def read_counters(self, names: list[str]) -> dict[str, int]:
+        values = self.client.hmget(self.counters_key, names)
+        return {name: int(value or 0) for name, value in zip(names, values, strict=True)}  # type: ignore[arg-type]
+
+    def reset_counters(self, names: list[str]) -> None:
+        self.client.hdel(self.counters_key, *names)
+
+    def _entry_keys(self, keys: Iterable[bytes | str]) -> Iterator[bytes | str]:
+        start = len(self.prefix)
+        return (key for key in keys if is_entry_name(_text(key)[start:]))
 
     async def aget(self, name: str) -> bytes | None:
         async with self._slots():
@@ -122,7 +158,8 @@ class RedisStore(Store):
     async def aclear(self) -> int | None:
         client, removed, batch = self.async_client, 0, []
         async for key in client.scan_iter(match=self.pattern, count=1000):
-            batch.append(key)
+            if is_entry_name(_text(key)[len(self.prefix) :]):
+                batch.append(key)
             if len(batch) >= CLEAR_BATCH:
                 removed += await client.unlink(*batch)
                 batch = []
@@ -134,6 +171,16 @@ class RedisStore(Store):
     def pattern(self) -> str:
         """A SCAN ``MATCH`` pattern for exactly the keys under ``prefix``."""
         return "".join("\\" + char if char in "*?[]\\" else char for char in self.prefix) + "*"
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key
 
 
 def _milliseconds(ttl: float | None) -> int | None:

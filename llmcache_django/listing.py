@@ -1,0 +1,89 @@
+"""What an operator sees of an entry: metadata parsed from the stored envelope."""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+from dataclasses import dataclass
+
+from llmcache_django import codec
+
+DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+#: Model identifiers in LangChain's ``llm_string``, most specific first.
+MODEL_PARAMS = ("model_name", "model", "model_id", "deployment_name", "_type")
+PREVIEW_CHARS = 120
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """One cached answer as listed by the admin and ``clear_llm_cache``."""
+
+    name: str
+    prompt: str
+    llm_string: str
+    model: str
+    created: float
+    expires: float | None
+    size: int
+    duration: float | None
+
+    @property
+    def ttl_left(self) -> float | None:
+        """Seconds until the entry expires, or ``None`` when it never does."""
+        return None if self.expires is None else max(0.0, self.expires - time.time())
+
+    @property
+    def age(self) -> float:
+        """Seconds since the entry was written."""
+        return max(0.0, time.time() - self.created)
+
+    @property
+    def prompt_preview(self) -> str:
+        """The prompt on one line, shortened for lists."""
+        flat = " ".join(self.prompt.split())
+        return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+
+
+def is_entry_name(name: str) -> bool:
+    """Whether ``name`` is an entry digest (not a counter or other bookkeeping key)."""
+    return bool(DIGEST_RE.match(name))
+
+
+def entry_info(name: str, value: bytes) -> tuple[EntryInfo, codec.Entry]:
+    """Decode a stored value into its listing metadata and the full entry."""
+    entry = codec.decode(value)
+    info = EntryInfo(
+        name=name,
+        prompt=entry.prompt,
+        llm_string=entry.llm_string,
+        model=model_of(entry.llm_string),
+        created=entry.created,
+        expires=entry.expires,
+        size=len(value),
+        duration=entry.duration,
+    )
+    return info, entry
+
+
+def model_of(llm_string: str) -> str:
+    """The model named in a LangChain ``llm_string`` (``model_name``, ``model``, ... ``_type``).
+
+    LangChain writes ``<json>---[('param', value), ...]`` for serializable models and the
+    bare list otherwise; the list is read with ``ast.literal_eval`` (literals only).
+    """
+    params = _params(llm_string.rsplit("---", 1)[-1])
+    for key in MODEL_PARAMS:
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return "unknown"
+
+
+def _params(text: str) -> dict[str, object]:
+    try:
+        pairs = ast.literal_eval(text.strip())
+        return {str(key): value for key, value in pairs}
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        found = re.findall(r"\('(\w+)', '([^']*)'\)", text)
+        return dict(found)

@@ -1,0 +1,71 @@
+"""What both LLM cache commands share: choosing aliases and turning failures into errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError, CommandParser
+
+from llmcache_django.cache import LLMCache
+from llmcache_django.handler import configured_aliases, llm_caches
+
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
+
+
+def add_alias_arguments(parser: CommandParser) -> None:
+    parser.add_argument("aliases", nargs="*", metavar="ALIAS", help="LLM_CACHES aliases (default: 'default').")
+    parser.add_argument("--all", action="store_true", help="Every alias in LLM_CACHES.")
+    parser.add_argument("--json", action="store_true", help="Print JSON for scripts.")
+
+
+def selected_caches(aliases: list[str], every: bool) -> list[LLMCache]:
+    """The caches named on the command line; an unknown alias is a CommandError."""
+    known = configured_aliases()
+    chosen = known if every else (aliases or ["default"])
+    unknown = [alias for alias in chosen if alias not in known]
+    if unknown:
+        raise CommandError(
+            f"Unknown LLM cache alias {', '.join(map(repr, unknown))}; LLM_CACHES defines {', '.join(map(repr, known)) or 'none'}."
+        )
+    try:
+        return [llm_caches[alias] for alias in chosen]
+    except ImproperlyConfigured as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def parse_age(text: str) -> float:
+    """``"90"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> seconds."""
+    match = AGE_RE.match(text.strip().lower())
+    if not match:
+        raise CommandError(
+            f"--older-than {text!r} is not an age; use seconds or a number with s, m, h, d or w (e.g. 7d)."
+        )
+    return float(match.group(1)) * AGE_UNITS[match.group(2) or "s"]
+
+
+@contextmanager
+def server_errors(cache: LLMCache, doing: str) -> Iterator[None]:
+    """Turn any failure while ``doing`` into one clear CommandError line."""
+    try:
+        yield
+    except CommandError:
+        raise
+    except Exception as exc:
+        raise CommandError(
+            f"LLM cache {cache.alias!r} ({cache.store.describe()}): {doing} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def progress_printer(write: Callable[[str], None]) -> Callable[[int, int], None]:
+    """A one-line progress bar for a terminal."""
+
+    def show(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            filled = int(30 * done / total) if total else 30
+            write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}" + ("\n" if done == total else ""))
+
+    return show

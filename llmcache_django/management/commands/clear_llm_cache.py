@@ -1,0 +1,103 @@
+"""``manage.py clear_llm_cache``: remove LLM cache entries, all or selectively."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from llmcache_django.cache import LLMCache
+from llmcache_django.management.commands._common import (
+    add_alias_arguments,
+    parse_age,
+    progress_printer,
+    selected_caches,
+    server_errors,
+)
+from llmcache_django.operations import PartialDeleteError
+
+PROGRESS_THRESHOLD = 1000
+
+
+class Command(BaseCommand):
+    help = (
+        "Remove LLM cache entries: a whole namespace, one model's, or those older than an age. Nothing else is touched."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_alias_arguments(parser)
+        parser.add_argument("--model", help="Only entries of this model (as the admin lists it).")
+        parser.add_argument("--older-than", metavar="AGE", help="Only entries older than AGE (90, 30m, 12h, 7d, 2w).")
+        parser.add_argument("--dry-run", action="store_true", help="Say what would go; delete nothing.")
+        parser.add_argument(
+            "--noinput", "--no-input", action="store_false", dest="interactive", help="Do not ask for confirmation."
+        )
+
+    def handle(self, *args: str, **options: Any) -> None:
+        caches = selected_caches(options["aliases"], options["all"])
+        filters = {
+            "model": options["model"],
+            "older_than": parse_age(options["older_than"]) if options["older_than"] else None,
+        }
+        if options["interactive"] and not options["dry_run"] and sys.stdin.isatty():
+            self._confirm(caches, filters)
+        results = [self._clear(cache, filters, options) for cache in caches]
+        if options["json"]:
+            self.stdout.write(json.dumps(results, indent=2))
+
+    def _confirm(self, caches: list[LLMCache], filters: dict[str, Any]) -> None:
+        for cache in caches:
+            with server_errors(cache, "counting entries"):
+                count = cache.delete_entries(**filters, dry_run=True)
+            what = "all entries (this backend cannot count them)" if count is None else f"{count} entries"
+            self.stdout.write(
+                f"This will delete {what}{_describe(filters)} from LLM cache {cache.alias!r} on {cache.store.describe()}."
+            )
+        if input("Type 'yes' to continue, or anything else to cancel: ").strip().lower() != "yes":
+            raise CommandError("Cancelled; nothing was deleted.")
+
+    def _clear(self, cache: LLMCache, filters: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        verbosity, dry_run = options["verbosity"], options["dry_run"]
+        if verbosity >= 2 and not options["json"]:
+            self.stdout.write(
+                f"LLM cache {cache.alias!r}: {cache.store.describe()}, namespace {cache.namespace!r}{_describe(filters)}"
+            )  # type: ignore[attr-defined]
+        with server_errors(cache, "clearing"):
+            try:
+                count = cache.delete_entries(**filters, dry_run=dry_run, progress=self._progress(cache, filters))
+            except PartialDeleteError as exc:
+                raise CommandError(f"LLM cache {cache.alias!r}: {exc}; the rest are still cached.") from exc
+        if verbosity >= 1 and not options["json"]:
+            self.stdout.write(_summary(cache.alias, count, dry_run))
+        return {
+            "alias": cache.alias,
+            "location": cache.store.describe(),
+            "namespace": cache.namespace,
+            **filters,
+            "dry_run": dry_run,
+            "count": count,
+        }
+
+    def _progress(self, cache: LLMCache, filters: dict[str, Any]) -> Any:
+        if not self.stdout.isatty() or not any(filters.values()):
+            return None
+        show = progress_printer(lambda text: self.stdout.write(text, ending=""))
+        return lambda done, total: show(done, total) if total >= PROGRESS_THRESHOLD else None
+
+
+def _describe(filters: dict[str, Any]) -> str:
+    parts = []
+    if filters["model"]:
+        parts.append(f"model {filters['model']!r}")
+    if filters["older_than"] is not None:
+        parts.append(f"older than {filters['older_than']:g}s")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _summary(alias: str, count: int | None, dry_run: bool) -> str:
+    verb = "Would clear" if dry_run else "Cleared"
+    if count is None:
+        return f"{verb} all entries from LLM cache {alias!r} (this backend cannot count them)."
+    return f"{verb} {count} {'entry' if count == 1 else 'entries'} from LLM cache {alias!r}."

@@ -1,0 +1,147 @@
+"""The operator side of an LLM cache: list, inspect, delete selectively, shared stats."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.outputs import Generation
+
+from llmcache_django.codec import CodecError
+from llmcache_django.listing import EntryInfo, entry_info
+from llmcache_django.stats import COUNTERS, Stats, summarize
+
+if TYPE_CHECKING:
+    from llmcache_django.stores.base import Store
+
+
+class ListingUnsupportedError(RuntimeError):
+    """The backend cannot enumerate entries, so a filter or a listing cannot be applied."""
+
+
+class PartialDeleteError(RuntimeError):
+    """A selective delete failed part way; ``deleted`` of ``total`` entries went first."""
+
+    def __init__(self, deleted: int, total: int, cause: BaseException) -> None:
+        super().__init__(f"deleted {deleted} of {total} entries, then failed: {type(cause).__name__}: {cause}")
+        self.deleted = deleted
+        self.total = total
+
+
+class CacheOperations:
+    """Mixed into :class:`~llmcache_django.cache.LLMCache`; nothing here is on the lookup path."""
+
+    store: Store
+    stats: Stats | None
+    alias: str
+
+    def clear_namespace(self) -> int | None:  # provided by LLMCache
+        raise NotImplementedError
+
+    @property
+    def can_list(self) -> bool:
+        """Whether this backend can enumerate its entries (for the admin and filters)."""
+        return self.store.can_list
+
+    @property
+    def backend_name(self) -> str:
+        """A short human name of the backend kind."""
+        kind = type(self.store).__name__.removesuffix("Store")
+        cache = getattr(self.store, "cache", None)
+        return f"Django cache ({type(cache).__name__})" if cache is not None else kind
+
+    def entries(
+        self, *, model: str | None = None, older_than: float | None = None, search: str | None = None
+    ) -> Iterator[EntryInfo]:
+        """Stream the entries of the namespace, optionally only one ``model``'s, those older
+        than ``older_than`` seconds, or those whose prompt contains ``search`` (any case)."""
+        self._require_listing()
+        cutoff = time.time() - older_than if older_than is not None else None
+        needle = search.casefold() if search else None
+        for name, value in self.store.iter_values():
+            try:
+                info, _ = entry_info(name, value)
+            except CodecError:
+                continue  # a foreign value is never ours to show or delete
+            if model is not None and info.model != model:
+                continue
+            if cutoff is not None and info.created > cutoff:
+                continue
+            if needle is not None and needle not in info.prompt.casefold():
+                continue
+            yield info
+
+    def count_entries(self, *, model: str | None = None, older_than: float | None = None) -> int | None:
+        """How many entries match, or ``None`` where the backend cannot list them."""
+        if not self.can_list:
+            return None
+        return sum(1 for _ in self.entries(model=model, older_than=older_than))
+
+    def get_entry(self, name: str) -> tuple[EntryInfo, list[Generation]] | None:
+        """The entry with digest ``name`` and its generations, or ``None``."""
+        value = self.store.get(name)
+        if value is None:
+            return None
+        try:
+            info, entry = entry_info(name, value)
+        except CodecError:
+            return None
+        return info, entry.generations
+
+    def delete_entry(self, name: str) -> bool:
+        """Delete one entry by digest; whether it existed."""
+        return self.store.delete(name)
+
+    def delete_entries(
+        self,
+        *,
+        model: str | None = None,
+        older_than: float | None = None,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int | None:
+        """Delete the matching entries (all of the namespace without filters); how many.
+
+        Returns ``None`` for a whole-namespace clear on a backend that cannot count.
+        ``progress(done, total)`` is called as a filtered delete goes; if a delete fails
+        part way, :class:`PartialDeleteError` says how many went before it.
+        """
+        if model is None and older_than is None:
+            return self.count_entries() if dry_run else self.clear_namespace()
+        names = [info.name for info in self.entries(model=model, older_than=older_than)]
+        if dry_run:
+            return len(names)
+        for done, name in enumerate(names):
+            try:
+                self.store.delete(name)
+            except Exception as exc:
+                raise PartialDeleteError(done, len(names), exc) from exc
+            if progress is not None:
+                progress(done + 1, len(names))
+        return len(names)
+
+    def shared_stats(self) -> dict[str, Any]:
+        """Counters across every process using this namespace (this one's flushed first)."""
+        self.flush_stats()
+        return summarize(self.store.read_counters(list(COUNTERS)))
+
+    def reset_stats(self) -> None:
+        """Set the shared counters, and this process's, back to zero."""
+        if self.stats is not None:
+            self.stats.reset()
+        self.store.reset_counters(list(COUNTERS))
+
+    def flush_stats(self) -> None:
+        """Add this process's pending counts to the shared counters now."""
+        if self.stats is not None:
+            pending = self.stats.take_pending()
+            if pending:
+                self.store.add_counters(pending)
+
+    def _require_listing(self) -> None:
+        if not self.can_list:
+            raise ListingUnsupportedError(
+                f"LLM cache {self.alias!r} is on {self.store.describe()}, which cannot list its entries; "
+                f"only a whole-namespace clear is possible there."
+            )

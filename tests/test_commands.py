@@ -1,0 +1,181 @@
+"""``manage.py clear_llm_cache`` and ``llm_cache_stats``, on real Redis, memcached and the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+from llmcache_django.cache import LLMCache
+from tests.conftest import kind_param
+from tests.helpers import text_generations
+from tests.test_operations import CLAUDE, GPT, fill
+
+KINDS = [kind_param(kind) for kind in ("alias-django-redis", "alias-pymemcache", "alias-database")]
+
+
+def run(*args: str, **options: Any) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO(), **options)
+    return out.getvalue()
+
+
+@pytest.fixture(params=KINDS)
+def filled(request: pytest.FixtureRequest, make_llm_cache: Callable[..., LLMCache]) -> LLMCache:
+    cache = make_llm_cache(request.param)
+    fill(cache)
+    return cache
+
+
+def test_clears_the_default_alias_at_verbosity_1(filled: LLMCache) -> None:
+    assert run("clear_llm_cache", "--noinput") == "Cleared 3 entries from LLM cache 'default'.\n"
+    assert filled.count_entries() == 0
+
+
+def test_verbosity_0_prints_nothing(filled: LLMCache) -> None:
+    assert run("clear_llm_cache", "--noinput", verbosity=0) == ""
+    assert filled.count_entries() == 0
+
+
+def test_verbosity_2_names_the_location_and_filters(filled: LLMCache) -> None:
+    output = run("clear_llm_cache", "--noinput", "--model", "gpt-4o", verbosity=2)
+    first, second = output.splitlines()
+    assert first == f"LLM cache 'default': {filled.store.describe()}, namespace {filled.namespace!r} (model 'gpt-4o')"  # type: ignore[attr-defined]
+    assert second == "Cleared 2 entries from LLM cache 'default'."
+
+
+def test_model_filter_keeps_other_models(filled: LLMCache) -> None:
+    run("clear_llm_cache", "--noinput", "--model", "gpt-4o")
+    assert filled.lookup("Write a haiku", CLAUDE) == text_generations("Leaves fall")
+    assert filled.count_entries() == 1
+
+
+def test_older_than_keeps_fresh_entries(filled: LLMCache) -> None:
+    assert run("clear_llm_cache", "--noinput", "--older-than", "7d") == "Cleared 0 entries from LLM cache 'default'.\n"
+    assert filled.count_entries() == 3
+
+
+def test_dry_run_deletes_nothing(filled: LLMCache) -> None:
+    assert (
+        run("clear_llm_cache", "--dry-run", "--model", "gpt-4o") == "Would clear 2 entries from LLM cache 'default'.\n"
+    )
+    assert run("clear_llm_cache", "--dry-run") == "Would clear 3 entries from LLM cache 'default'.\n"
+    assert filled.count_entries() == 3
+
+
+def test_json_output_parses(filled: LLMCache) -> None:
+    (result,) = json.loads(run("clear_llm_cache", "--noinput", "--json", "--older-than", "0"))
+    assert result["alias"] == "default"
+    assert result["count"] == 3
+    assert result["older_than"] == 0
+    assert result["dry_run"] is False
+
+
+def test_unrelated_keys_survive(filled: LLMCache) -> None:
+    from django.core.cache import caches
+
+    caches["llm"].set("session:abc", "still here")
+    run("clear_llm_cache", "--noinput")
+    assert caches["llm"].get("session:abc") == "still here"
+
+
+def test_unknown_alias_is_a_command_error(filled: LLMCache) -> None:
+    with pytest.raises(CommandError, match="Unknown LLM cache alias 'nope'; LLM_CACHES defines 'default'"):
+        run("clear_llm_cache", "nope", "--noinput")
+
+
+def test_unknown_alias_exits_non_zero_from_the_shell() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "clear_llm_cache", "nope", "--noinput", "--settings", "tests.settings"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Unknown LLM cache alias 'nope'" in result.stderr
+
+
+def test_bad_age_is_a_command_error() -> None:
+    with pytest.raises(CommandError, match="--older-than 'soon' is not an age"):
+        run("clear_llm_cache", "--noinput", "--older-than", "soon")
+
+
+def test_unreachable_server_is_one_clear_line() -> None:
+    from tests import servers
+
+    port = servers.free_port()
+    dead = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{port}/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2},
+    }
+    with override_settings(CACHES={"default": dead}, LLM_CACHES={"default": {}}), pytest.raises(CommandError) as raised:
+        run("clear_llm_cache", "--noinput")
+    assert str(raised.value).startswith("LLM cache 'default' (redis 127.0.0.1:")
+    assert "clearing failed: ConnectionError" in str(raised.value)
+
+
+def test_a_filter_the_backend_cannot_apply_is_a_command_error(tmp_path: Any) -> None:
+    file_cache = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
+    with override_settings(CACHES={"default": file_cache}, LLM_CACHES={"default": {}}):
+        with pytest.raises(CommandError, match="cannot list its entries"):
+            run("clear_llm_cache", "--noinput", "--model", "gpt-4o")
+        assert (
+            run("clear_llm_cache", "--noinput")
+            == "Cleared all entries from LLM cache 'default' (this backend cannot count them).\n"
+        )
+
+
+def test_all_clears_every_alias(make_llm_cache: Callable[..., LLMCache], redis_server: Any) -> None:
+    redis_alias = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_server.url}
+    locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "all-aliases"}
+    with override_settings(
+        CACHES={"default": locmem, "r": redis_alias},
+        LLM_CACHES={"default": {}, "second": {"CACHE": "r", "NAMESPACE": "second"}},
+    ):
+        from llmcache_django import llm_caches
+
+        for alias in ("default", "second"):
+            llm_caches[alias].clear()
+            llm_caches[alias].update("p", GPT, text_generations("x"))
+        output = run("clear_llm_cache", "--all", "--noinput")
+    assert output == "Cleared 1 entry from LLM cache 'default'.\nCleared 1 entry from LLM cache 'second'.\n"
+
+
+def test_interactive_confirmation_shows_what_goes_and_can_cancel(
+    filled: LLMCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or "no")
+    with pytest.raises(CommandError, match=r"Cancelled; nothing was deleted\."):
+        output = run("clear_llm_cache", "--model", "gpt-4o")
+    assert filled.count_entries() == 3
+    monkeypatch.setattr("builtins.input", lambda prompt: "yes")
+    output = run("clear_llm_cache", "--model", "gpt-4o")
+    assert output.splitlines() == [
+        f"This will delete 2 entries (model 'gpt-4o') from LLM cache 'default' on {filled.store.describe()}.",
+        "Cleared 2 entries from LLM cache 'default'.",
+    ]
+    assert prompts == ["Type 'yes' to continue, or anything else to cancel: "]
+
+
+def test_stats_command_prints_shared_counters(filled: LLMCache) -> None:
+    filled.reset_stats()
+    filled.lookup("Write a haiku", CLAUDE)
+    filled.lookup("nothing", CLAUDE)
+    assert run("llm_cache_stats") == (
+        "default: 1 hits, 1 misses (50.0% hit ratio), 0 writes, 0 errors; saved 0 tokens and 0.0s of model time\n"
+    )
+    report = json.loads(run("llm_cache_stats", "--json", "--reset"))
+    assert report["default"]["hits"] == 1
+    assert json.loads(run("llm_cache_stats", "--json"))["default"]["hits"] == 0
