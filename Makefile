@@ -4,35 +4,45 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.installed-dev-stamp
 
-.PHONY: help venv system-deps test lint format clean
+.PHONY: help venv venv-dev system-deps test lint format clean
 
 help:
 	@echo "make demo       run the example project on 127.0.0.1:8000 (no server needed)"
+	@echo "make demo-redis / make demo-memcached   the same on a local Redis / memcached"
 	@echo "make test       install what is missing, then run the test suite"
 	@echo "make lint       ruff and mypy"
 	@echo "make bench      benchmarks against langchain-community"
 
+# The package with its server libraries: all `make demo` needs.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev,redis,memcached]'
+	$(PIP) install --quiet -e '.[redis,memcached]'
 	touch $(STAMP)
 
+# Plus the test, lint and browser tools.
+$(DEV_STAMP): $(STAMP)
+	$(PIP) install --quiet -e '.[dev,redis,memcached]'
+	touch $(DEV_STAMP)
+
 venv: $(STAMP)
+
+venv-dev: $(DEV_STAMP)
 
 system-deps:
 	@bash .ci/system-deps.sh
 
-test: venv system-deps
+test: venv-dev system-deps
 	$(PY) -m pytest
 
-lint: venv
+lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy llmcache_django
+	$(VENV)/bin/mypy llmcache_django example_project
 
-format: venv
+format: venv-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 

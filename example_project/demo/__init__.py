@@ -1,0 +1,1 @@
+"""The demo app: a prompt page whose answers come from a cached chat model."""

@@ -1,0 +1,57 @@
+"""Asking the demo's chat model through the LLM cache, and timing the answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from time import perf_counter
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from example_project.demo.chat import chat_model
+from example_project.demo.outcomes import CacheOutcome, cache_outcome
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer as the page shows it."""
+
+    text: str
+    cache_hit: bool
+    seconds: float
+    total_tokens: int
+
+    @property
+    def milliseconds(self) -> int:
+        """The answer's latency in whole milliseconds."""
+        return round(self.seconds * 1000)
+
+    @property
+    def tokens_saved(self) -> int:
+        """Tokens the model did not spend because the cache answered."""
+        return self.total_tokens if self.cache_hit else 0
+
+
+def ask(prompt: str) -> Answer:
+    """Ask the model `prompt` in this thread; LangChain's global cache is consulted first."""
+    with cache_outcome() as outcome:
+        started = perf_counter()
+        message = chat_model().invoke(prompt)
+        return _answer(message, outcome, perf_counter() - started)
+
+
+async def aask(prompt: str) -> Answer:
+    """Ask the model `prompt` without blocking the event loop."""
+    with cache_outcome() as outcome:
+        started = perf_counter()
+        message = await chat_model().ainvoke(prompt)
+        return _answer(message, outcome, perf_counter() - started)
+
+
+def _answer(message: BaseMessage, outcome: CacheOutcome, seconds: float) -> Answer:
+    usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    return Answer(
+        text=str(message.text),
+        cache_hit=outcome.hit,
+        seconds=seconds,
+        total_tokens=usage["total_tokens"] if usage else 0,
+    )

@@ -1,0 +1,38 @@
+# `make demo`: the example project on 127.0.0.1:8000 with no server and no API key.
+# Included by the main Makefile, which defines VENV, PY and the `venv` target.
+
+VENV ?= .venv
+PY ?= $(VENV)/bin/python
+DEMO_ADDR ?= 127.0.0.1:8000
+DEMO_REDIS_PORT ?= 6379
+DEMO_MEMCACHED_PORT ?= 11211
+# The demo's SQLite file: migrations, the database cache table and the demo superuser.
+DEMO_DB := example_project/db.sqlite3
+DEMO_MIGRATIONS := $(wildcard llmcache_django/migrations/*.py)
+
+.PHONY: demo demo-redis demo-memcached
+
+demo: $(DEMO_DB) | venv
+	@echo "LLM cache: $${LLMCACHE_DEMO_BACKEND:-database}. Open http://$(DEMO_ADDR)/ and ask the same thing twice."
+	@echo "Admin: http://$(DEMO_ADDR)/admin/ (demo / demo if make demo created it; local use only)."
+	@$(PY) manage.py runserver $(DEMO_ADDR)
+
+# Made only when missing or when the package gains a migration, so a second run starts at once.
+# The cache table is created whatever LLMCACHE_DEMO_BACKEND says: `make demo` still works after
+# a first `make demo-redis`.
+$(DEMO_DB): $(DEMO_MIGRATIONS) | venv
+	@echo "Setting up $(DEMO_DB): migrations, the LLM cache table, a demo superuser."
+	@$(PY) manage.py migrate --noinput --verbosity 0 || { rm -f $@; exit 1; }
+	@LLMCACHE_DEMO_BACKEND=database $(PY) manage.py createcachetable || { rm -f $@; exit 1; }
+	@$(PY) manage.py ensure_demo_superuser
+	@touch $@
+
+demo-redis: | venv
+	@$(PY) -m example_project.local_servers redis $(DEMO_REDIS_PORT)
+	@LLMCACHE_DEMO_BACKEND=redis LLMCACHE_DEMO_REDIS_URL=redis://127.0.0.1:$(DEMO_REDIS_PORT)/0 \
+		$(MAKE) --no-print-directory demo
+
+demo-memcached: | venv
+	@$(PY) -m example_project.local_servers memcached $(DEMO_MEMCACHED_PORT)
+	@LLMCACHE_DEMO_BACKEND=memcached LLMCACHE_DEMO_MEMCACHED_URL=127.0.0.1:$(DEMO_MEMCACHED_PORT) \
+		$(MAKE) --no-print-directory demo

@@ -1,0 +1,192 @@
+"""The example project a newcomer runs with `make demo`, on each kind of LLM cache."""
+
+from __future__ import annotations
+
+import socket
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.test import AsyncClient, Client
+from pytest_django import Settings
+
+from example_project import local_servers
+from example_project.backends import backend_from_environ, llm_cache_settings
+from example_project.demo.chat import chat_model
+from example_project.demo.local_model import LocalChatModel
+from llmcache_django import llm_caches
+from tests.servers import Server, free_port
+
+PROMPT = "Which Django cache should hold my LLM answers?"
+CACHE_CLASSES = {"database": "DjangoLLMCache", "redis": "RedisLLMCache", "memcached": "MemcachedLLMCache"}
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def example_site(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The example project's URLs and demo app, with the local model answering at once."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "example_project.demo"]
+    settings.ROOT_URLCONF = "example_project.urls"
+    settings.LLMCACHE_DEMO_LATENCY = 0
+    return settings
+
+
+@pytest.fixture(params=["database", "redis", "memcached"])
+def demo_backend(request: pytest.FixtureRequest, example_site: Settings) -> str:
+    """The example project's LLM cache on each backend, empty, as `make demo*` sets it up."""
+    backend = str(request.param)
+    url = {
+        "database": lambda: None,
+        "redis": lambda: request.getfixturevalue("redis_server").url,
+        "memcached": lambda: request.getfixturevalue("memcached_server").location,
+    }[backend]()
+    example_site.CACHES, example_site.LLM_CACHES = llm_cache_settings(backend, url)
+    if backend == "database":
+        call_command("createcachetable", verbosity=0)
+    llm_caches["default"].clear()
+    return backend
+
+
+def test_second_ask_is_a_cache_hit_and_the_model_is_not_called_again(demo_backend: str) -> None:
+    client = Client()
+    first = client.post("/", {"prompt": PROMPT})
+    second = client.post("/", {"prompt": PROMPT})
+
+    assert first.context["answer"].cache_hit is False
+    assert second.context["answer"].cache_hit is True
+    assert second.context["answer"].text == first.context["answer"].text
+    assert "Cache hit" in second.content.decode()
+    assert _local_model().calls == 1
+    assert type(llm_caches["default"]).__name__ == CACHE_CLASSES[demo_backend]
+    assert llm_caches["default"].stats.snapshot()["hits"] == 1  # type: ignore[union-attr]
+
+
+async def test_async_view_second_ask_is_a_cache_hit_without_a_model_call(demo_backend: str) -> None:
+    client = AsyncClient()
+    first = await client.post("/async/", {"prompt": PROMPT})
+    second = await client.post("/async/", {"prompt": PROMPT})
+
+    assert first.context["answer"].cache_hit is False
+    assert second.context["answer"].cache_hit is True
+    assert second.context["view"] == "async"
+    assert _local_model().calls == 1
+
+
+def test_sync_and_async_views_share_the_cache(demo_backend: str) -> None:
+    client = Client()
+    client.post("/", {"prompt": PROMPT})
+    from_async = client.post("/async/", {"prompt": PROMPT})
+
+    assert from_async.context["answer"].cache_hit is True
+    assert _local_model().calls == 1
+
+
+def test_tokens_saved_add_up_the_answers_served_from_the_cache(demo_backend: str) -> None:
+    client = Client()
+    first = client.post("/", {"prompt": PROMPT})
+    client.post("/", {"prompt": PROMPT})
+    third = client.post("/", {"prompt": PROMPT})
+
+    answer_tokens = first.context["answer"].total_tokens
+    assert answer_tokens > 0
+    assert first.context["tokens_saved"] == 0
+    assert third.context["tokens_saved"] == 2 * answer_tokens
+
+
+def test_page_offers_the_prompt_box_both_views_and_the_admin_link(example_site: Settings) -> None:
+    page = Client().get("/").content.decode()
+
+    assert 'name="prompt"' in page
+    assert 'formaction="/async/"' in page
+    assert 'href="/admin/' in page
+    assert "(local, no API key)" in page
+
+
+def test_local_model_answers_the_same_prompt_the_same_way() -> None:
+    model = LocalChatModel(latency=0, cache=False)
+    first, second = model.invoke(PROMPT), model.invoke(PROMPT)
+
+    assert first.content == second.content
+    assert first.usage_metadata == second.usage_metadata
+    assert first.response_metadata["model_name"] == "llmcache-demo-local"
+    assert model.invoke("Something else entirely").content != first.content
+
+
+def test_local_model_latency_does_not_change_the_cache_key() -> None:
+    slow, fast = LocalChatModel(latency=2), LocalChatModel(latency=0)
+
+    assert slow._get_llm_string() == fast._get_llm_string()
+
+
+def test_ensure_demo_superuser_creates_demo_only_when_no_superuser_exists(
+    example_site: Settings,
+) -> None:
+    first, second = StringIO(), StringIO()
+    call_command("ensure_demo_superuser", stdout=first)
+    call_command("ensure_demo_superuser", stdout=second)
+
+    assert "Created superuser 'demo' with password 'demo'" in first.getvalue()
+    assert "local use only" in first.getvalue()
+    assert "no demo superuser created" in second.getvalue()
+    assert get_user_model()._default_manager.filter(is_superuser=True).count() == 1
+
+
+def test_demo_backend_comes_from_the_environment() -> None:
+    assert backend_from_environ({}) == ("database", "llm_cache_table")
+    assert backend_from_environ(
+        {"LLMCACHE_DEMO_BACKEND": "redis", "LLMCACHE_DEMO_REDIS_URL": "redis://10.0.0.1:6380/2"}
+    ) == ("redis", "redis://10.0.0.1:6380/2")
+    assert backend_from_environ({"LLMCACHE_DEMO_BACKEND": "memcached"}) == (
+        "memcached",
+        "127.0.0.1:11211",
+    )
+
+
+def test_unknown_demo_backend_names_the_variable_and_the_choices() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"LLMCACHE_DEMO_BACKEND='mongo'.*database"):
+        backend_from_environ({"LLMCACHE_DEMO_BACKEND": "mongo"})
+
+
+def test_memcached_url_may_carry_a_scheme() -> None:
+    caches, _ = llm_cache_settings("memcached", "memcached://127.0.0.1:11311")
+
+    assert caches["llm"]["LOCATION"] == "127.0.0.1:11311"
+
+
+def test_demo_reuses_a_redis_server_that_already_answers(
+    redis_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert local_servers.ensure_server("redis", redis_server.port) == 0
+    assert "already running" in capsys.readouterr().out
+
+
+def test_demo_starts_redis_in_the_background_when_none_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    try:
+        assert local_servers.ensure_server("redis", port) == 0
+        assert "Started redis-server" in capsys.readouterr().out
+        assert local_servers.responds(local_servers.KINDS["redis"], port)
+    finally:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"SHUTDOWN NOSAVE\r\n")
+            conn.recv(64)
+
+
+def test_demo_names_the_package_when_the_server_is_not_installed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    closed_port = 1  # nothing answers on tcpmux
+
+    assert local_servers.ensure_server("memcached", closed_port) == 1
+    assert "sudo apt-get install memcached" in capsys.readouterr().err
+
+
+def _local_model() -> LocalChatModel:
+    model = chat_model()
+    assert isinstance(model, LocalChatModel)
+    return model
