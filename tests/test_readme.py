@@ -1,0 +1,41 @@
+"""The README's settings snippets pass ``manage.py check`` and build the class it promises."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from llmcache_django import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache, llm_caches
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SNIPPET_RE = re.compile(r"<!-- settings: (?P<name>[\w-]+) -->\n```python\n(?P<code>.*?)```", re.DOTALL)
+EXPECTED = {
+    "django-redis": RedisLLMCache,
+    "django-builtin-redis": RedisLLMCache,
+    "memcached": MemcachedLLMCache,
+    "database": DjangoLLMCache,
+}
+
+
+def snippets() -> dict[str, str]:
+    return {match["name"]: match["code"] for match in SNIPPET_RE.finditer(README.read_text())}
+
+
+def test_the_readme_has_a_snippet_per_backend() -> None:
+    assert set(snippets()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_settings_snippet_passes_check_and_maps_to_its_class(name: str) -> None:
+    namespace: dict[str, Any] = {}
+    exec(snippets()[name], namespace)  # the README's own text
+    assert "llmcache_django" in namespace["INSTALLED_APPS"]
+    overrides = {key: namespace[key] for key in ("CACHES", "LLM_CACHES", "LLM_CACHE_SET_GLOBAL") if key in namespace}
+    with override_settings(**overrides):
+        call_command("check", "--fail-level", "WARNING", "--tag", "caches")
+        assert type(llm_caches["default"]) is EXPECTED[name]  # built without connecting
