@@ -234,3 +234,9 @@ def test_a_recovered_server_is_used_again_after_the_outage_backoff() -> None:
         assert cache.lookup("p", LLM) == text_generations("x")
     finally:
         server.stop()
+
+
+def test_a_missing_server_binary_fails_naming_the_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(servers.MissingBinaryError, match=r"apt-get install -y memcached"):
+        servers.start_memcached()
