@@ -15,14 +15,17 @@ from langchain_core.outputs import Generation
 from llmcache_django import codec
 from llmcache_django.failopen import ErrorReporter
 from llmcache_django.keys import entry_digest
+from llmcache_django.listing import model_of
 from llmcache_django.operations import CacheOperations
 from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
 from llmcache_django.stats import Stats
 from llmcache_django.stores.base import Store
 
 logger = logging.getLogger("llmcache_django")
-#: How many pending misses are remembered to time the model call that follows them.
+#: How many pending misses are remembered to time the model call that follows them, and
+#: how many ``llm_string`` records this process remembers having written.
 PENDING_MISSES_LIMIT = 4096
+KNOWN_LLM_LIMIT = 1024
 #: After a server error, lookups and updates skip the server for this many seconds, so a
 #: dead server (and its client's connect timeouts and retries) costs one slow call, not all.
 OUTAGE_BACKOFF_SECONDS = 5.0
@@ -61,6 +64,7 @@ class LLMCache(CacheOperations, BaseCache):
         self.stats: Stats | None = Stats() if stats else None
         self.errors = ErrorReporter(alias or type(self).__name__)
         self._pending_misses: dict[str, float] = {}
+        self._llm_records: dict[str, tuple[str, str]] = {}  # llm_string -> (hash, model), written
         self._server_down_until = 0.0
 
     def __repr__(self) -> str:
@@ -76,7 +80,7 @@ class LLMCache(CacheOperations, BaseCache):
         except Exception as exc:
             self._server_failed("lookup", exc)
             return None
-        generations = self._read(name, value, prompt, llm_string)
+        generations = self._read(name, value, prompt)
         signal = llm_cache_miss if generations is None else llm_cache_hit
         if signal.receivers:
             signal.send(sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
@@ -94,7 +98,7 @@ class LLMCache(CacheOperations, BaseCache):
         except Exception as exc:
             self._server_failed("lookup", exc)
             return None
-        generations = self._read(name, value, prompt, llm_string)
+        generations = self._read(name, value, prompt)
         signal = llm_cache_miss if generations is None else llm_cache_hit
         if signal.receivers:
             await _asend(signal, sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
@@ -105,11 +109,15 @@ class LLMCache(CacheOperations, BaseCache):
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store ``return_val`` for ``(prompt, llm_string)``, replacing any previous entry."""
         name = entry_digest(prompt, llm_string)
-        value = self._encode(name, prompt, llm_string, return_val)
+        llm_hash, model = self._llm_names(llm_string)
+        value = self._encode(name, prompt, llm_hash, model, return_val)
         if value is None or self._server_down():
             return
         try:
             self.store.set(name, value, self.ttl)
+            if llm_string not in self._llm_records:
+                self.store.set_record(codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass"))
+                self._remember_llm(llm_string, llm_hash, model)
         except Exception as exc:
             self._server_failed("update", exc)
             return
@@ -118,11 +126,17 @@ class LLMCache(CacheOperations, BaseCache):
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async :meth:`update`."""
         name = entry_digest(prompt, llm_string)
-        value = self._encode(name, prompt, llm_string, return_val)
+        llm_hash, model = self._llm_names(llm_string)
+        value = self._encode(name, prompt, llm_hash, model, return_val)
         if value is None or self._server_down():
             return
         try:
             await self.store.aset(name, value, self.ttl)
+            if llm_string not in self._llm_records:
+                await self.store.aset_record(
+                    codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass")
+                )
+                self._remember_llm(llm_string, llm_hash, model)
         except Exception as exc:
             self._server_failed("update", exc)
             return
@@ -151,7 +165,7 @@ class LLMCache(CacheOperations, BaseCache):
         if llm_cache_cleared.receivers:
             await _asend(llm_cache_cleared, sender=self, alias=self.alias, count=count)
 
-    def _read(self, name: str, value: bytes | None, prompt: str, llm_string: str) -> list[Generation] | None:
+    def _read(self, name: str, value: bytes | None, prompt: str) -> list[Generation] | None:
         if value is None:
             self._miss(name)
             return None
@@ -161,7 +175,7 @@ class LLMCache(CacheOperations, BaseCache):
             self._fail("decoding a stored value", exc)
             self._miss(name)
             return None
-        if entry.prompt != prompt or entry.llm_string != llm_string:
+        if entry.prompt != prompt:
             self._fail("lookup", codec.CodecError("stored entry belongs to another prompt"))
             self._miss(name)
             return None
@@ -169,13 +183,26 @@ class LLMCache(CacheOperations, BaseCache):
             self.stats.hit(len(value), entry.generations, entry.duration)
         return entry.generations
 
-    def _encode(self, name: str, prompt: str, llm_string: str, generations: Sequence[Generation]) -> bytes | None:
+    def _llm_names(self, llm_string: str) -> tuple[str, str]:
+        known = self._llm_records.get(llm_string)
+        if known is not None:
+            return known
+        return codec.llm_hash(llm_string), model_of(llm_string)
+
+    def _remember_llm(self, llm_string: str, llm_hash: str, model: str) -> None:
+        if len(self._llm_records) >= KNOWN_LLM_LIMIT:
+            self._llm_records.clear()
+        self._llm_records[llm_string] = (llm_hash, model)
+
+    def _encode(
+        self, name: str, prompt: str, llm_hash: str, model: str, generations: Sequence[Generation]
+    ) -> bytes | None:
         started = self._pending_misses.pop(name, None)
         if self.ttl is not None and self.ttl <= 0:
             return None  # TTL 0 means "do not cache", as Django's TIMEOUT 0 does
         try:
             duration = time.monotonic() - started if started is not None else None
-            entry = codec.new_entry(prompt, llm_string, generations, self.ttl, duration)
+            entry = codec.new_entry(prompt, model, llm_hash, generations, self.ttl, duration)
             value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes)  # type: ignore[arg-type]
         except Exception as exc:
             self._fail("encoding an entry", exc)

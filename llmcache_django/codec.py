@@ -10,6 +10,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 
 import orjson
@@ -19,7 +20,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generati
 #: Every value we write starts with this; anything else under our key is foreign.
 MAGIC_JSON = b"LC1j"
 MAGIC_ZLIB = b"LC1z"
-DEFAULT_COMPRESS_MIN_BYTES = 16 * 1024
+#: zlib level 1 roughly halves an English answer of this size for ~2 µs per read.
+DEFAULT_COMPRESS_MIN_BYTES = 1024
 
 GENERATION_TYPES: dict[str, type[Generation]] = {
     cls.__name__: cls for cls in (Generation, GenerationChunk, ChatGeneration, ChatGenerationChunk)
@@ -54,10 +56,16 @@ class UnsupportedGenerationError(TypeError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One cached answer with the metadata the admin and the stats need."""
+    """One cached answer with the metadata the admin and the stats need.
+
+    The ``llm_string`` itself is not repeated in every entry: ``llm_hash`` names a record
+    of it kept once per model (see :func:`llm_record_name`), and ``model`` is the model
+    name parsed from it, for filtering.
+    """
 
     prompt: str
-    llm_string: str
+    model: str
+    llm_hash: str
     generations: list[Generation]
     created: float
     expires: float | None = None
@@ -65,18 +73,20 @@ class Entry:
     duration: float | None = None
 
 
-def encode(entry: Entry, *, compress_min_bytes: int = DEFAULT_COMPRESS_MIN_BYTES) -> bytes:
+def encode(entry: Entry, *, compress_min_bytes: float = DEFAULT_COMPRESS_MIN_BYTES) -> bytes:
     """Serialize ``entry``; zlib-compress it when the JSON is at least ``compress_min_bytes``."""
-    body = orjson.dumps(
-        {
-            "p": entry.prompt,
-            "l": entry.llm_string,
-            "c": entry.created,
-            "x": entry.expires,
-            "d": entry.duration,
-            "g": [_dump_generation(generation) for generation in entry.generations],
-        }
-    )
+    fields: dict[str, Any] = {
+        "p": entry.prompt,
+        "m": entry.model,
+        "h": entry.llm_hash,
+        "c": entry.created,
+        "g": [_dump_generation(generation) for generation in entry.generations],
+    }
+    if entry.expires is not None:
+        fields["x"] = entry.expires
+    if entry.duration is not None:
+        fields["d"] = round(entry.duration, 4)
+    body = orjson.dumps(fields)
     if len(body) >= compress_min_bytes:
         return MAGIC_ZLIB + zlib.compress(body, 1)
     return MAGIC_JSON + body
@@ -84,17 +94,17 @@ def encode(entry: Entry, *, compress_min_bytes: int = DEFAULT_COMPRESS_MIN_BYTES
 
 def decode(value: bytes | bytearray | memoryview | str) -> Entry:
     """Parse a stored value back into an :class:`Entry`, or raise :class:`CodecError`."""
-    raw = value.encode() if isinstance(value, str) else bytes(value)
+    raw = value.encode() if isinstance(value, str) else value
     try:
-        body = _unwrap(raw)
-        data = orjson.loads(body)
+        data = orjson.loads(_unwrap(raw))
         return Entry(
-            prompt=data["p"],
-            llm_string=data["l"],
-            generations=[_load_generation(item) for item in data["g"]],
-            created=data["c"],
-            expires=data.get("x"),
-            duration=data.get("d"),
+            data["p"],
+            data["m"],
+            data["h"],
+            [_load_generation(item) for item in data["g"]],
+            data["c"],
+            data.get("x"),
+            data.get("d"),
         )
     except CodecError:
         raise
@@ -102,26 +112,36 @@ def decode(value: bytes | bytearray | memoryview | str) -> Entry:
         raise CodecError(f"corrupt entry: {type(exc).__name__}: {exc}") from exc
 
 
-def decode_generations(value: bytes | bytearray | memoryview | str) -> list[Generation]:
-    """Return only the generations of a stored value (the lookup fast path)."""
-    return decode(value).generations
+def llm_hash(llm_string: str) -> str:
+    """A short, stable name for an ``llm_string`` (the first 16 hex digits of its SHA-256)."""
+    return sha256(llm_string.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def llm_record_name(llm_hash: str) -> str:
+    """The store name under which the ``llm_string`` with this hash is kept."""
+    return f"llm:{llm_hash}"
 
 
 def new_entry(
-    prompt: str, llm_string: str, generations: Sequence[Generation], ttl: float | None, duration: float | None = None
+    prompt: str,
+    model: str,
+    llm_hash: str,
+    generations: Sequence[Generation],
+    ttl: float | None,
+    duration: float | None = None,
 ) -> Entry:
     """Build an entry stamped now, checking every generation against the allow-list."""
     for generation in generations:
         _check_allowed(generation)
     now = time.time()
     expires = now + ttl if ttl else None
-    return Entry(prompt, llm_string, list(generations), now, expires, duration)
+    return Entry(prompt, model, llm_hash, list(generations), now, expires, duration)
 
 
-def _unwrap(raw: bytes) -> bytes:
-    magic = raw[:4]
+def _unwrap(raw: bytes | bytearray | memoryview) -> bytes:
+    magic = bytes(raw[:4])
     if magic == MAGIC_JSON:
-        return raw[4:]
+        return bytes(raw[4:])
     if magic == MAGIC_ZLIB:
         return zlib.decompress(raw[4:])
     raise CodecError("foreign value: not written by llmcache_django")
@@ -137,12 +157,16 @@ def _check_allowed(generation: Generation) -> None:
 
 
 def _dump_generation(generation: Generation) -> dict[str, Any]:
-    item: dict[str, Any] = {"t": type(generation).__name__, "i": generation.generation_info}
+    item: dict[str, Any] = {"t": type(generation).__name__}
+    if generation.generation_info is not None:
+        item["i"] = generation.generation_info
     message = getattr(generation, "message", None)
     if message is None:
         item["x"] = generation.text
     else:
-        item["m"] = message.model_dump()
+        # Defaults are left out (validation restores them); the type says which class.
+        item["k"] = message.type
+        item["m"] = message.model_dump(exclude_defaults=True)
     return item
 
 
@@ -151,9 +175,9 @@ def _load_generation(item: dict[str, Any]) -> Generation:
     if cls is None:
         raise CodecError(f"generation type {item['t']!r} is not allow-listed")
     if "m" not in item:
-        return cls(text=item["x"], generation_info=item["i"])
-    fields = item["m"]
-    message_cls = MESSAGE_TYPES.get(fields.get("type"))
+        return cls(text=item["x"], generation_info=item.get("i"))
+    message_cls = MESSAGE_TYPES.get(item["k"])
     if message_cls is None:
-        raise CodecError(f"message type {fields.get('type')!r} is not allow-listed")
-    return cls(message=message_cls.model_validate(fields), generation_info=item["i"])  # type: ignore[call-arg]
+        raise CodecError(f"message type {item['k']!r} is not allow-listed")
+    message = message_cls.model_validate(item["m"])
+    return cls(message=message, generation_info=item.get("i"))  # type: ignore[call-arg]

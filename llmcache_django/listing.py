@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmcache_django import codec
@@ -50,14 +51,15 @@ def is_entry_name(name: str) -> bool:
     return bool(DIGEST_RE.match(name))
 
 
-def entry_info(name: str, value: bytes) -> tuple[EntryInfo, codec.Entry]:
-    """Decode a stored value into its listing metadata and the full entry."""
+def entry_info(name: str, value: bytes, llm_strings: Callable[[str], str]) -> tuple[EntryInfo, codec.Entry]:
+    """Decode a stored value into its listing metadata and the full entry;
+    ``llm_strings(llm_hash)`` finds the entry's ``llm_string``."""
     entry = codec.decode(value)
     info = EntryInfo(
         name=name,
         prompt=entry.prompt,
-        llm_string=entry.llm_string,
-        model=model_of(entry.llm_string),
+        llm_string=llm_strings(entry.llm_hash),
+        model=entry.model,
         created=entry.created,
         expires=entry.expires,
         size=len(value),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.outputs import Generation
 
-from llmcache_django.codec import CodecError
+from llmcache_django.codec import CodecError, llm_record_name
 from llmcache_django.listing import EntryInfo, entry_info
 from llmcache_django.stats import COUNTERS, Stats, summarize
 
@@ -59,9 +59,10 @@ class CacheOperations:
         self._require_listing()
         cutoff = time.time() - older_than if older_than is not None else None
         needle = search.casefold() if search else None
+        llm_strings = self._llm_string_finder()
         for name, value in self.store.iter_values():
             try:
-                info, _ = entry_info(name, value)
+                info, _ = entry_info(name, value, llm_strings)
             except CodecError:
                 continue  # a foreign value is never ours to show or delete
             if model is not None and info.model != model:
@@ -84,7 +85,7 @@ class CacheOperations:
         if value is None:
             return None
         try:
-            info, entry = entry_info(name, value)
+            info, entry = entry_info(name, value, self._llm_string_finder())
         except CodecError:
             return None
         return info, entry.generations
@@ -138,6 +139,18 @@ class CacheOperations:
             pending = self.stats.take_pending()
             if pending:
                 self.store.add_counters(pending)
+
+    def _llm_string_finder(self) -> Callable[[str], str]:
+        """``llm_hash -> llm_string`` from the store's records, each read once."""
+        found: dict[str, str] = {}
+
+        def llm_string(llm_hash: str) -> str:
+            if llm_hash not in found:
+                record = self.store.get_record(llm_record_name(llm_hash))
+                found[llm_hash] = record.decode("utf-8", "surrogatepass") if record is not None else ""
+            return found[llm_hash]
+
+        return llm_string
 
     def _require_listing(self) -> None:
         if not self.can_list:

@@ -24,29 +24,24 @@ class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._totals = dict.fromkeys(COUNTERS, 0)
-        self._pending = dict.fromkeys(COUNTERS, 0)
+        self._flushed = dict.fromkeys(COUNTERS, 0)  # the part of the totals already shared
         self._last_flush = time.monotonic()
 
     def hit(self, nbytes: int, generations: list[Generation], duration: float | None) -> None:
         """Count a hit of ``nbytes`` that spared a model call of ``duration`` seconds."""
-        self._add(
-            {
-                "hits": 1,
-                "bytes_served": nbytes,
-                "tokens_saved": tokens_of(generations),
-                "ms_saved": round((duration or 0.0) * 1000),
-            }
-        )
+        tokens = tokens_of(generations)
+        totals = self._totals
+        with self._lock:
+            totals["hits"] += 1
+            totals["bytes_served"] += nbytes
+            totals["tokens_saved"] += tokens
+            if duration:
+                totals["ms_saved"] += round(duration * 1000)
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to the counter ``name`` (``misses``, ``writes`` or ``errors``)."""
-        self._add({name: amount})
-
-    def _add(self, deltas: dict[str, int]) -> None:
         with self._lock:
-            for name, amount in deltas.items():
-                self._totals[name] += amount
-                self._pending[name] += amount
+            self._totals[name] += amount
 
     def __getattr__(self, name: str) -> int:
         if name in COUNTERS:
@@ -54,16 +49,16 @@ class Stats:
         raise AttributeError(name)
 
     def flush_due(self) -> bool:
-        """Whether pending deltas are old enough to be added to the shared counters."""
+        """Whether pending counts are old enough to be added to the shared counters."""
         return time.monotonic() - self._last_flush >= FLUSH_SECONDS
 
     def take_pending(self) -> dict[str, int]:
-        """Return and forget the deltas not yet added to the shared counters."""
+        """Return, and mark as shared, the counts not yet added to the shared counters."""
         with self._lock:
-            pending = {name: amount for name, amount in self._pending.items() if amount}
-            self._pending = dict.fromkeys(COUNTERS, 0)
+            pending = {name: total - self._flushed[name] for name, total in self._totals.items()}
+            self._flushed = dict(self._totals)
             self._last_flush = time.monotonic()
-        return pending
+        return {name: amount for name, amount in pending.items() if amount}
 
     def snapshot(self) -> dict[str, Any]:
         """This process's counters, with ``hit_ratio`` and ``seconds_saved``."""
@@ -71,10 +66,10 @@ class Stats:
             return summarize(dict(self._totals))
 
     def reset(self) -> None:
-        """Set this process's counters back to zero (pending deltas included)."""
+        """Set this process's counters back to zero (pending counts included)."""
         with self._lock:
             self._totals = dict.fromkeys(COUNTERS, 0)
-            self._pending = dict.fromkeys(COUNTERS, 0)
+            self._flushed = dict.fromkeys(COUNTERS, 0)
 
 
 def summarize(counters: dict[str, int]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import logging
 import pickle
 import time
 
+import orjson
 import pytest
 
 from llmcache_django.cache import LLMCache
@@ -96,11 +97,18 @@ def test_a_planted_pickle_is_never_executed(llm_cache: LLMCache) -> None:
     assert Exploit.ran is False
 
 
-def test_a_message_type_outside_the_allow_list_is_a_miss(llm_cache: LLMCache) -> None:
-    llm_cache.update("p", LLM, [chat_generation()])
-    value = stored_bytes(llm_cache, "p", LLM)
-    assert value is not None
-    plant(llm_cache, "p", LLM, value.replace(b'"type":"ai"', b'"type":"os.system"'))
+@pytest.mark.parametrize(
+    "generation",
+    [
+        {"t": "ChatGeneration", "k": "os.system", "m": {"content": "x"}},
+        {"t": "subprocess.Popen", "x": "ls"},
+        {"t": "ChatGeneration", "k": "ai", "m": {"content": 12345}},
+    ],
+    ids=["message-type", "generation-type", "invalid-field"],
+)
+def test_a_type_outside_the_allow_list_is_a_miss(llm_cache: LLMCache, generation: dict[str, object]) -> None:
+    entry = {"p": "p", "m": "model", "h": "0" * 16, "c": time.time(), "g": [generation]}
+    plant(llm_cache, "p", LLM, b"LC1j" + orjson.dumps(entry))
     assert llm_cache.lookup("p", LLM) is None
 
 

@@ -47,6 +47,7 @@ def test_entries_list_prompt_model_size_and_times(llm_cache: LLMCache) -> None:
         ("Write a haiku", "claude-3"),
     ]
     assert all(info.size > 100 and abs(info.created - time.time()) < 60 for info in entries)
+    assert [info.llm_string for info in entries] == [GPT, GPT, CLAUDE]  # kept once per model
     assert llm_cache.count_entries() == 3
 
 

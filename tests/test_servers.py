@@ -15,6 +15,7 @@ from pymemcache.client.base import Client, PooledClient
 
 from llmcache_django import MemcachedLLMCache, RedisLLMCache
 from llmcache_django.cache import LLMCache
+from llmcache_django.codec import llm_hash
 from llmcache_django.compat import AsyncRedisCache, MemcachedCache, RedisCache
 from llmcache_django.keys import entry_digest
 from tests import servers
@@ -60,9 +61,14 @@ def test_redis_clear_reclaims_the_memory_of_every_entry(
     for index in range(1200):  # more than one SCAN page and one UNLINK batch
         cache.update(f"prompt {index}", LLM, text_generations("x"))
     pattern = cache.store.pattern  # type: ignore[attr-defined]
-    assert len(list(raw_redis.scan_iter(match=pattern))) == 1200
+    prefix = cache.store.prefix.encode()  # type: ignore[attr-defined]
+    llm_record = prefix + f"llm:{llm_hash(LLM)}".encode()
+    assert len(list(raw_redis.scan_iter(match=pattern))) >= 1200 + 1
     cache.clear()
-    assert list(raw_redis.scan_iter(match=pattern)) == []
+    # Only the small records of llm_strings (for the admin) and the stats are kept.
+    kept = set(raw_redis.scan_iter(match=pattern))
+    assert llm_record in kept
+    assert all(key.startswith((prefix + b"llm:", prefix + b"stats")) for key in kept)
 
 
 def test_redis_keys_carry_the_alias_key_prefix_and_version(

@@ -61,6 +61,18 @@ class Store(ABC):
     async def aclear(self) -> int | None:
         """Async :meth:`clear`."""
 
+    @abstractmethod
+    def set_record(self, name: str, value: bytes) -> None:
+        """Keep a small bookkeeping value (no expiry) that is not an entry."""
+
+    @abstractmethod
+    async def aset_record(self, name: str, value: bytes) -> None:
+        """Async :meth:`set_record`."""
+
+    @abstractmethod
+    def get_record(self, name: str) -> bytes | None:
+        """Read a value kept by :meth:`set_record`, or ``None``."""
+
     # Operator side: listing and shared counters. Not on the lookup path.
 
     def iter_values(self) -> Iterator[tuple[str, bytes]]:

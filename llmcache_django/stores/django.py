@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -11,7 +11,7 @@ from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import connections, router
 
-from llmcache_django.stores.generational import GenerationalStore
+from llmcache_django.stores.generational import GenerationalStore, T
 
 
 class DjangoStore(GenerationalStore):
@@ -65,23 +65,12 @@ class DjangoStore(GenerationalStore):
             raise NotImplementedError(f"{self.describe()} cannot list its entries")
         return (key[len(prefix) :] for key in keys if key.startswith(prefix))
 
-    async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
-        await sync_to_async(self.add_counters, thread_sensitive=True)(deltas)
-
     def _delete(self, key: str) -> bool:
         return bool(self.cache.delete(key))
 
-    async def aget(self, name: str) -> bytes | None:
-        return await sync_to_async(self.get, thread_sensitive=True)(name)
-
-    async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
-        await sync_to_async(self.set, thread_sensitive=True)(name, value, ttl)
-
-    async def adelete(self, name: str) -> bool:
-        return await sync_to_async(self.delete, thread_sensitive=True)(name)
-
-    async def aclear(self) -> int | None:
-        return await sync_to_async(self.clear, thread_sensitive=True)()
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        # As Django's own cache does: safe for the database backend's connections.
+        return await sync_to_async(function, thread_sensitive=True)(*args)
 
 
 def _database_keys(cache: DatabaseCache, prefix: str) -> list[str]:

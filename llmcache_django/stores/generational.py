@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
+from typing import Any, TypeVar
 
 from llmcache_django.listing import is_entry_name
 from llmcache_django.stores.base import Store
 
+T = TypeVar("T")
 GENERATION_NAME = "generation"
 COUNTER_PREFIX = "stats:"
 LIST_BATCH = 200
@@ -52,6 +54,10 @@ class GenerationalStore(Store):
     @abstractmethod
     def _delete(self, key: str) -> bool:
         """Delete ``key``."""
+
+    @abstractmethod
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """Run the blocking ``function(*args)`` off the event loop."""
 
     def _list_names(self) -> Iterator[str]:
         """Yield the name of every key under the namespace (where :attr:`can_list`)."""
@@ -91,6 +97,31 @@ class GenerationalStore(Store):
             if is_entry_name(name):
                 removed += self._delete(self.key(name))
         return removed
+
+    def set_record(self, name: str, value: bytes) -> None:
+        self._set(self.key(name), value, None)  # no generation tag: records outlive clear()
+
+    def get_record(self, name: str) -> bytes | None:
+        found = self._get_many([self.key(name)]).get(self.key(name))
+        return None if found is None else _as_bytes(found)
+
+    async def aget(self, name: str) -> bytes | None:
+        return await self._in_thread(self.get, name)
+
+    async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
+        await self._in_thread(self.set, name, value, ttl)
+
+    async def adelete(self, name: str) -> bool:
+        return await self._in_thread(self.delete, name)
+
+    async def aclear(self) -> int | None:
+        return await self._in_thread(self.clear)
+
+    async def aset_record(self, name: str, value: bytes) -> None:
+        await self._in_thread(self.set_record, name, value)
+
+    async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
+        await self._in_thread(self.add_counters, deltas)
 
     def iter_values(self) -> Iterator[tuple[str, bytes]]:
         names = (name for name in self._list_names() if is_entry_name(name))

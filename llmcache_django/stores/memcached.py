@@ -6,11 +6,11 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from llmcache_django.stores.generational import GenerationalStore
+from llmcache_django.stores.generational import GenerationalStore, T
 from llmcache_django.stores.metadump import dump_keys
 
 #: memcached reads an expiry above 30 days as an absolute Unix time.
@@ -73,20 +73,8 @@ class MemcachedStore(GenerationalStore):
                 if key.startswith(self.prefix):
                     yield key[len(self.prefix) :]
 
-    async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
-        await asyncio.to_thread(self.add_counters, deltas)
-
-    async def aget(self, name: str) -> bytes | None:
-        return await asyncio.to_thread(self.get, name)
-
-    async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
-        await asyncio.to_thread(self.set, name, value, ttl)
-
-    async def adelete(self, name: str) -> bool:
-        return await asyncio.to_thread(self.delete, name)
-
-    async def aclear(self) -> int | None:
-        return await asyncio.to_thread(self.clear)
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(function, *args)
 
 
 def expire_time(ttl: float | None) -> int:

@@ -115,6 +115,16 @@ class RedisStore(Store):
                 if value is not None:
                     yield _text(key)[len(self.prefix) :], value  # type: ignore[misc]
 
+    def set_record(self, name: str, value: bytes) -> None:
+        self.client.set(self.prefix + name, value)
+
+    async def aset_record(self, name: str, value: bytes) -> None:
+        async with self._slots():
+            await self.async_client.set(self.prefix + name, value)
+
+    def get_record(self, name: str) -> bytes | None:
+        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+
     @property
     def counters_key(self) -> str:
         """The hash holding the namespace's shared counters (kept by ``clear()``)."""
