@@ -26,6 +26,9 @@ logger = logging.getLogger("llmcache_django")
 #: how many ``llm_string`` records this process remembers having written.
 PENDING_MISSES_LIMIT = 4096
 KNOWN_LLM_LIMIT = 1024
+#: A model's ``llm_string`` record is written again after this many seconds, in case the
+#: server culled or evicted it (Django's database cache culls past MAX_ENTRIES).
+LLM_RECORD_REFRESH_SECONDS = 60.0
 #: After a server error, lookups and updates skip the server for this many seconds, so a
 #: dead server (and its client's connect timeouts and retries) costs one slow call, not all.
 OUTAGE_BACKOFF_SECONDS = 5.0
@@ -64,7 +67,7 @@ class LLMCache(CacheOperations, BaseCache):
         self.stats: Stats | None = Stats() if stats else None
         self.errors = ErrorReporter(alias or type(self).__name__)
         self._pending_misses: dict[str, float] = {}
-        self._llm_records: dict[str, tuple[str, str]] = {}  # llm_string -> (hash, model), written
+        self._llm_records: dict[str, tuple[str, str, float]] = {}  # llm_string -> (hash, model, written at)
         self._server_down_until = 0.0
 
     def __repr__(self) -> str:
@@ -115,7 +118,7 @@ class LLMCache(CacheOperations, BaseCache):
             return
         try:
             self.store.set(name, value, self.ttl)
-            if llm_string not in self._llm_records:
+            if self._llm_record_due(llm_string):
                 self.store.set_record(codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass"))
                 self._remember_llm(llm_string, llm_hash, model)
         except Exception as exc:
@@ -186,13 +189,17 @@ class LLMCache(CacheOperations, BaseCache):
     def _llm_names(self, llm_string: str) -> tuple[str, str]:
         known = self._llm_records.get(llm_string)
         if known is not None:
-            return known
+            return known[0], known[1]
         return codec.llm_hash(llm_string), model_of(llm_string)
+
+    def _llm_record_due(self, llm_string: str) -> bool:
+        known = self._llm_records.get(llm_string)
+        return known is None or time.monotonic() - known[2] >= LLM_RECORD_REFRESH_SECONDS
 
     def _remember_llm(self, llm_string: str, llm_hash: str, model: str) -> None:
         if len(self._llm_records) >= KNOWN_LLM_LIMIT:
             self._llm_records.clear()
-        self._llm_records[llm_string] = (llm_hash, model)
+        self._llm_records[llm_string] = (llm_hash, model, time.monotonic())
 
     def _encode(
         self, name: str, prompt: str, llm_hash: str, model: str, generations: Sequence[Generation]

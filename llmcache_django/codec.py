@@ -7,21 +7,26 @@ allow-list below, so a value planted under our key can at worst be a miss.
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
 
 import orjson
+import zstandard
 from langchain_core import messages
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
-#: Every value we write starts with this; anything else under our key is foreign.
+#: Every value we write starts with one of these; anything else under our key is foreign.
 MAGIC_JSON = b"LC1j"
-MAGIC_ZLIB = b"LC1z"
-#: zlib level 1 roughly halves an English answer of this size for ~2 µs per read.
+MAGIC_ZSTD = b"LC1s"
+#: A stored value never inflates beyond this (a planted "zip bomb" is a miss).
+MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
+#: zstd level 1 roughly halves a JSON answer of this size, for ~2.5 µs per read
+#: (zlib takes twice as long for the same ratio; lz4 is faster but does not reach half).
 DEFAULT_COMPRESS_MIN_BYTES = 1024
+_compressor = zstandard.ZstdCompressor(level=1)
+_decompressor = zstandard.ZstdDecompressor()
 
 GENERATION_TYPES: dict[str, type[Generation]] = {
     cls.__name__: cls for cls in (Generation, GenerationChunk, ChatGeneration, ChatGenerationChunk)
@@ -74,7 +79,7 @@ class Entry:
 
 
 def encode(entry: Entry, *, compress_min_bytes: float = DEFAULT_COMPRESS_MIN_BYTES) -> bytes:
-    """Serialize ``entry``; zlib-compress it when the JSON is at least ``compress_min_bytes``."""
+    """Serialize ``entry``; zstd-compress it when the JSON is at least ``compress_min_bytes``."""
     fields: dict[str, Any] = {
         "p": entry.prompt,
         "m": entry.model,
@@ -88,7 +93,7 @@ def encode(entry: Entry, *, compress_min_bytes: float = DEFAULT_COMPRESS_MIN_BYT
         fields["d"] = round(entry.duration, 4)
     body = orjson.dumps(fields)
     if len(body) >= compress_min_bytes:
-        return MAGIC_ZLIB + zlib.compress(body, 1)
+        return MAGIC_ZSTD + _compressor.compress(body)
     return MAGIC_JSON + body
 
 
@@ -142,8 +147,8 @@ def _unwrap(raw: bytes | bytearray | memoryview) -> bytes:
     magic = bytes(raw[:4])
     if magic == MAGIC_JSON:
         return bytes(raw[4:])
-    if magic == MAGIC_ZLIB:
-        return zlib.decompress(raw[4:])
+    if magic == MAGIC_ZSTD:
+        return _decompressor.decompress(raw[4:], max_output_size=MAX_DECOMPRESSED_BYTES)
     raise CodecError("foreign value: not written by llmcache_django")
 
 
@@ -151,7 +156,7 @@ def _check_allowed(generation: Generation) -> None:
     kind = type(generation).__name__
     if GENERATION_TYPES.get(kind) is not type(generation):
         raise UnsupportedGenerationError(f"cannot cache {type(generation)!r}: not an allow-listed Generation type")
-    message = getattr(generation, "message", None)
+    message = generation.message if isinstance(generation, ChatGeneration) else None
     if message is not None and MESSAGE_TYPES.get(message.type) is not type(message):
         raise UnsupportedGenerationError(f"cannot cache message type {type(message)!r}")
 
@@ -160,13 +165,12 @@ def _dump_generation(generation: Generation) -> dict[str, Any]:
     item: dict[str, Any] = {"t": type(generation).__name__}
     if generation.generation_info is not None:
         item["i"] = generation.generation_info
-    message = getattr(generation, "message", None)
-    if message is None:
+    if not isinstance(generation, ChatGeneration):
         item["x"] = generation.text
     else:
         # Defaults are left out (validation restores them); the type says which class.
-        item["k"] = message.type
-        item["m"] = message.model_dump(exclude_defaults=True)
+        item["k"] = generation.message.type
+        item["m"] = generation.message.model_dump(exclude_defaults=True)
     return item
 
 

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from langchain_core.outputs import Generation
+from langchain_core.outputs import ChatGeneration, Generation
 
 #: The shared counters, in the order they are shown.
 COUNTERS = ("hits", "misses", "writes", "errors", "bytes_served", "tokens_saved", "ms_saved")
@@ -85,7 +85,7 @@ def tokens_of(generations: list[Generation]) -> int:
     """Total tokens the model spent on ``generations`` (usage metadata or token usage info)."""
     total = 0
     for generation in generations:
-        usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+        usage = generation.message.usage_metadata if isinstance(generation, ChatGeneration) else None  # type: ignore[attr-defined]
         if usage:
             total += int(usage.get("total_tokens") or 0)
             continue

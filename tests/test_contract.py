@@ -13,6 +13,7 @@ import time
 import orjson
 import pytest
 
+from llmcache_django import codec
 from llmcache_django.cache import LLMCache
 from tests.helpers import chat_generation, plant, stored_bytes, text_generations
 
@@ -68,11 +69,20 @@ def test_a_foreign_value_under_our_key_is_a_miss_with_a_warning(
 
 @pytest.mark.parametrize(
     "value",
-    [b"LC1j{not json", b"LC1j" + b'{"p": "p", "l": "x"}', b"LC1z\x00\x01garbage", b"LC1j" + b"\xff\xfe"],
-    ids=["corrupt-json", "missing-fields", "bad-zlib", "not-utf8"],
+    [b"LC1j{not json", b"LC1j" + b'{"p": "p", "l": "x"}', b"LC1s\x00\x01garbage", b"LC1j" + b"\xff\xfe"],
+    ids=["corrupt-json", "missing-fields", "bad-zstd", "not-utf8"],
 )
 def test_corrupt_or_truncated_values_are_misses(llm_cache: LLMCache, value: bytes) -> None:
     plant(llm_cache, "p", LLM, value)
+    assert llm_cache.lookup("p", LLM) is None
+
+
+def test_a_decompression_bomb_is_a_miss(llm_cache: LLMCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zstandard
+
+    monkeypatch.setattr(codec, "MAX_DECOMPRESSED_BYTES", 1024 * 1024)
+    bomb = zstandard.ZstdCompressor().compress(b"{" + b" " * (4 * 1024 * 1024) + b"}")
+    plant(llm_cache, "p", LLM, codec.MAGIC_ZSTD + bomb)
     assert llm_cache.lookup("p", LLM) is None
 
 

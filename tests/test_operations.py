@@ -160,3 +160,17 @@ def test_memcached_listing_reads_every_node_of_a_hash_client(memcached_server: o
         assert cache.count_entries() == 0
     finally:
         second.stop()
+
+
+def test_a_lost_llm_string_record_is_written_again(
+    make_llm_cache: Callable[..., LLMCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmcache_django import cache as cache_module
+    from llmcache_django.codec import llm_hash, llm_record_name
+
+    cache = make_llm_cache("redis")
+    cache.update("first", GPT, text_generations("x"))
+    cache.store.client.delete(cache.store.prefix + llm_record_name(llm_hash(GPT)))  # type: ignore[attr-defined]  # evicted
+    monkeypatch.setattr(cache_module, "LLM_RECORD_REFRESH_SECONDS", 0.0)
+    cache.update("second", GPT, text_generations("y"))
+    assert {info.llm_string for info in cache.entries()} == {GPT}

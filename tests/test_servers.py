@@ -163,7 +163,7 @@ def test_memcached_oversize_entry_is_skipped_with_a_warning(
     make_llm_cache: Callable[..., LLMCache], caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = make_llm_cache("alias-pymemcache")
-    incompressible = os.urandom(900_000).hex()  # 1.8 MB of text that zlib cannot shrink enough
+    incompressible = os.urandom(1_200_000).hex()  # 2.4 MB of text that zstd cannot shrink below 1 MB
     with caplog.at_level(logging.WARNING, logger="llmcache_django"):
         cache.update("p", LLM, text_generations(incompressible))
     assert cache.lookup("p", LLM) is None

@@ -1,0 +1,108 @@
+"""Destructive pages: GET shows what will go and where, POST deletes, logs, and redirects."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+
+from llmcache_django.admin_views.common import (
+    admin_url,
+    cache_or_404,
+    count_text,
+    log_deletion,
+    render_page,
+    require_clear,
+)
+from llmcache_django.admin_views.display import prompt_text
+from llmcache_django.operations import PartialDeleteError
+
+if TYPE_CHECKING:
+    from llmcache_django.admin import LLMCacheAdmin
+
+logger = logging.getLogger("llmcache_django")
+
+
+def clear(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> HttpResponse:
+    """Clear a whole alias, or with ``model`` only that model's entries, after confirmation."""
+    require_clear(model_admin, request)
+    cache = cache_or_404(alias)
+    model = (request.POST if request.method == "POST" else request.GET).get("model", "")
+    if model and not cache.can_list:
+        raise Http404(f"{cache.backend_name} cannot list entries, so entries of one model cannot be found.")
+    scope = f"model {model!r} in LLM cache {alias!r}" if model else f"all of LLM cache {alias!r}"
+    if request.method == "POST":
+        back = admin_url(model_admin, "entries", alias) if model else admin_url(model_admin, "changelist")
+        return _delete_and_report(request, alias, back, scope, lambda: cache.delete_entries(model=model or None))
+    return render_page(
+        model_admin,
+        request,
+        "confirm.html",
+        f"Clear {scope}?",
+        alias=alias,
+        cache=cache,
+        scope=scope,
+        count=count_text(cache.count_entries(model=model or None)),
+        model=model,
+        cancel_url=admin_url(model_admin, "entries", alias, query={"model": model}),
+        submit_label="Yes, clear them",
+        crumb="Clear",
+    )
+
+
+def delete_entry(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str, name: str) -> HttpResponse:
+    """Delete one entry after confirmation."""
+    require_clear(model_admin, request)
+    cache = cache_or_404(alias)
+    found = cache.get_entry(name)
+    if found is None:
+        raise Http404(f"LLM cache {alias!r} has no entry {name!r} (it may have expired or been cleared).")
+    info = found[0]
+    scope = f"entry {name} of model {info.model!r} in LLM cache {alias!r}"
+    if request.method == "POST":
+        back = admin_url(model_admin, "entries", alias)
+        return _delete_and_report(request, alias, back, scope, lambda: int(cache.delete_entry(name)))
+    return render_page(
+        model_admin,
+        request,
+        "confirm.html",
+        "Delete this entry?",
+        alias=alias,
+        cache=cache,
+        scope=scope,
+        count=count_text(1),
+        prompt=prompt_text(info.prompt),
+        cancel_url=admin_url(model_admin, "entry", alias, name),
+        submit_label="Yes, delete it",
+        crumb="Delete entry",
+    )
+
+
+def _delete_and_report(
+    request: HttpRequest, alias: str, back: str, scope: str, delete: Callable[[], int | None]
+) -> HttpResponse:
+    """Run ``delete``, then tell the user and the audit log how many entries went."""
+    try:
+        count = delete()
+    except PartialDeleteError as exc:  # some went before the server failed: those are logged
+        _log_and_tell(
+            request,
+            alias,
+            f"Deleted {count_text(exc.deleted)} of {exc.total} ({scope}), then failed: {exc.__cause__}.",
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(back)
+    except Exception as exc:  # the server is down: say so; nothing went, so nothing is logged
+        logger.warning("LLM cache admin: deleting %s failed: %s", scope, exc)
+        messages.error(request, f"Could not delete {scope}: {type(exc).__name__}: {exc}")
+        return HttpResponseRedirect(back)
+    _log_and_tell(request, alias, f"Deleted {count_text(count)} ({scope}).", messages.SUCCESS)
+    return HttpResponseRedirect(back)
+
+
+def _log_and_tell(request: HttpRequest, alias: str, text: str, level: int) -> None:
+    log_deletion(request, alias, text)
+    messages.add_message(request, level, text)

@@ -1,0 +1,106 @@
+"""What every admin page shares: rendering, permission checks, the cache lookup, the audit log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from llmcache_django.handler import llm_caches
+from llmcache_django.models import LLMCache as LLMCacheRecord
+
+if TYPE_CHECKING:
+    from llmcache_django.admin import LLMCacheAdmin
+    from llmcache_django.cache import LLMCache
+
+
+def render_page(
+    model_admin: LLMCacheAdmin, request: HttpRequest, template: str, title: str, **context: Any
+) -> TemplateResponse:
+    """Render ``admin/llmcache_django/<template>`` inside the admin's chrome."""
+    opts = model_admin.opts
+    return TemplateResponse(
+        request,
+        f"admin/llmcache_django/{template}",
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": opts,
+            "app_label": opts.app_label,
+            "title": title,
+            "has_clear_permission": model_admin.has_clear_permission(request),
+            **context,
+        },
+    )
+
+
+def require_view(model_admin: LLMCacheAdmin, request: HttpRequest) -> None:
+    """Raise ``PermissionDenied`` (403) unless the user may look at the LLM caches."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+
+
+def require_clear(model_admin: LLMCacheAdmin, request: HttpRequest) -> None:
+    """Raise ``PermissionDenied`` (403) unless the user may delete entries."""
+    if not model_admin.has_clear_permission(request):
+        raise PermissionDenied
+
+
+def cache_or_404(alias: str) -> LLMCache:
+    """The LLM cache for ``alias``, or a 404 when ``LLM_CACHES`` has no such alias."""
+    if alias not in llm_caches:
+        raise Http404(f"LLM_CACHES has no alias {alias!r}.")
+    return llm_caches[alias]
+
+
+def admin_url(model_admin: LLMCacheAdmin, page: str, *args: str, query: dict[str, str] | None = None) -> str:
+    """The URL of one of this section's pages (``changelist``, ``entries``, ``clear``, ...)."""
+    opts = model_admin.opts
+    url = reverse(
+        f"admin:{opts.app_label}_{opts.model_name}_{page}", args=args, current_app=model_admin.admin_site.name
+    )
+    params = {key: value for key, value in (query or {}).items() if value}
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def log_deletion(request: HttpRequest, alias: str, message: str) -> None:
+    """Record in the admin's ``LogEntry`` table who deleted what from ``alias``."""
+    record = LLMCacheRecord(alias=alias)
+    user_id = cast(int, request.user.pk)  # admin views only run for a logged-in user
+    if hasattr(LogEntry.objects, "log_actions"):  # Django >= 5.1
+        LogEntry.objects.log_actions(user_id, [record], DELETION, change_message=message, single_object=True)
+        return
+    content_type = ContentType.objects.get_for_model(LLMCacheRecord, for_concrete_model=False)
+    # Django < 5.1 has only log_action() (the stubs follow the newest Django).
+    LogEntry.objects.log_action(  # type: ignore[attr-defined]
+        user_id, content_type.pk, alias, str(record), DELETION, change_message=message
+    )
+
+
+def count_text(count: int | None) -> str:
+    """``"1 entry"``, ``"3 entries"``, or ``"an unknown number of entries"``."""
+    if count is None:
+        return "an unknown number of entries"
+    return f"{count} entry" if count == 1 else f"{count} entries"
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A duration for people: ``"0.42 s"``, ``"12 s"``, ``"5 min"``, ``"2 h 5 min"``, ``"3 d 4 h"``."""
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, hours = int(seconds // 60), int(seconds // 3600)
+    if seconds < 3600:
+        return f"{minutes} min"
+    if seconds < 86400:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    days = int(seconds // 86400)
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"

@@ -1,0 +1,158 @@
+"""The "LLM cache" admin in a real browser: Playwright driving Debian's Chromium against
+pytest-django's ``live_server``, on the embedded database cache."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import django.contrib.admin
+import pytest
+from django.contrib.auth.models import User
+from langchain_core.language_models import FakeListChatModel, GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+import llmcache_django
+from llmcache_django import llm_caches
+from llmcache_django.cache import LLMCache
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DASHBOARD = "/admin/llmcache_django/llmcache/"
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Headless Chromium. Playwright's sync API runs an event loop in this thread, which
+    Django's async-safety check would take for async code calling the ORM."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("The admin browser test needs Chromium: apt-get install -y chromium")
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def static_files(settings: Any, tmp_path: Path) -> None:
+    """Let the live server serve the admin's CSS and ours, as ``collectstatic`` would lay
+    them out, when ``django.contrib.staticfiles`` is not installed (the live server then
+    serves ``STATIC_ROOT``, read on each request)."""
+    if "django.contrib.staticfiles" in settings.INSTALLED_APPS:
+        return
+    root = tmp_path / "static"
+    root.mkdir()
+    (root / "admin").symlink_to(Path(django.contrib.admin.__file__).parent / "static" / "admin")
+    (root / "llmcache_django").symlink_to(Path(llmcache_django.__file__).parent / "static" / "llmcache_django")
+    settings.STATIC_ROOT = str(root)
+
+
+@pytest.fixture
+def cache(settings: Any) -> LLMCache:
+    """The default alias on the database cache, empty; a second alias shows beside it."""
+    settings.LLM_CACHES = {
+        "default": {"CACHE": "db", "TTL": 3600},
+        "summaries": {"CACHE": "default", "TTL": None, "NAMESPACE": "summaries"},
+    }
+    for alias in llm_caches:
+        llm_caches[alias].clear()
+        llm_caches[alias].reset_stats()
+    return llm_caches["default"]
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: Any, static_files: None) -> Iterator[Page]:
+    """A browser page logged in to the admin as a superuser."""
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1440, "height": 720})
+    page = context.new_page()
+    page.goto(f"/admin/login/?next={DASHBOARD}")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**{DASHBOARD}")
+    yield page
+    context.close()
+
+
+def test_operator_sees_an_entry_arrive_opens_it_and_clears_its_model(page: Page, cache: LLMCache) -> None:
+    count = page.locator('tr[data-alias="default"] .llmcache-count')
+    expect(count).to_have_text("0")
+    fill_other_entries(cache)
+    page.reload()
+    expect(count).to_have_text("3")
+
+    usage = {"input_tokens": 14, "output_tokens": 28, "total_tokens": 42}
+    answer = AIMessage(content="Paris is the capital of France.", usage_metadata=usage)
+    chat = GenericFakeChatModel(messages=iter([answer]), cache=cache)
+    chat.invoke("What is the capital of France?")
+    chat.invoke("What is the capital of France?")  # served from the cache: a hit on the chart
+    page.reload()
+    expect(count).to_have_text("4")
+    row = page.locator('tr[data-alias="default"]')
+    expect(row.locator(".llmcache-legend")).to_have_text("1 hit · 1 miss")
+    expect(row).to_contain_text("42")  # tokens saved
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "admin-dashboard.png", full_page=True)
+
+    page.click('tr[data-alias="default"] th a')
+    page.screenshot(path=ARTIFACTS / "admin-entries.png", full_page=True)
+    page.click("text=human: What is the capital of France?")
+    expect(page.locator(".llmcache-text")).to_have_text("Paris is the capital of France.")
+    expect(page.locator(".llmcache-ttl-left")).to_have_text(re.compile(r"59 min|1 h"))
+    page.screenshot(path=ARTIFACTS / "admin-entry.png", full_page=True)
+
+    page.click(".breadcrumbs a:text-is('default')")
+    page.select_option("#llmcache-model", "generic-fake-chat-model")
+    page.click("#changelist-search input[type=submit]")
+    expect(page.locator("tr.llmcache-entry")).to_have_count(1)
+    page.click("text=Clear model generic-fake-chat-model…")
+    expect(page.locator(".llmcache-confirm-count")).to_have_text("1 entry")
+    page.click("input[value='Yes, clear them']")
+
+    expect(page.locator(".messagelist")).to_contain_text("Deleted 1 entry (model 'generic-fake-chat-model'")
+    expect(page.locator("#result_list")).not_to_contain_text("What is the capital of France?")
+    expect(page.locator("tr.llmcache-entry")).to_have_count(3)
+    assert cache.count_entries(model="generic-fake-chat-model") == 0
+    assert cache.count_entries() == 3
+
+
+def fill_other_entries(cache: LLMCache) -> None:
+    """Entries of two other models, as a real project would have them, and some traffic on
+    the second alias."""
+    for prompt, model, text in [
+        ("Summarise the release notes for 2.0.", "gpt-4o", "Faster lookups, a new admin, safer clears."),
+        ("Translate 'good morning' to Norwegian.", "gpt-4o", "God morgen."),
+        ("Write a haiku about caches.", "claude-3-5-sonnet", "Keys hum in the dark / answers wait for questions"),
+    ]:
+        llm_string = f"[('_type', 'chat'), ('model_name', '{model}'), ('stop', None)]"
+        cache.update(prompt, llm_string, [ChatGeneration(message=AIMessage(content=text))])
+    summaries = llm_caches["summaries"]
+    summary = FakeListChatModel(responses=["A short summary."], cache=summaries)
+    for _ in range(4):
+        summary.invoke("Summarise this ticket: the admin page is slow.")  # one miss, three hits
+    summaries.flush_stats()
