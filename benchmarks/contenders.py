@@ -1,0 +1,136 @@
+"""The three contenders on each backend: ours, langchain-community's, and the bare client."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from langchain_community import cache as upstream
+from langchain_core.caches import BaseCache
+from pymemcache.client.base import Client as MemcachedClient
+
+from benchmarks.entries import Entry, Inspector, MemcachedInspector, RedisInspector
+from benchmarks.fixtures import LLM_STRING, Payload, missing_prompt
+from benchmarks.servers import HOST
+from llmcache_django import compat
+
+Call = Callable[[], Any]
+MISSING_KEY = b"llmcache:0000000000000000000000000000000000000000000000000000000000000000"
+
+
+class CacheContender:
+    """A LangChain BaseCache, called the way a model calls it."""
+
+    def __init__(self, cache: BaseCache, is_async: bool) -> None:
+        self.cache = cache
+        self.is_async = is_async
+
+    def hit(self, payload: Payload) -> Call:
+        lookup = self.cache.alookup if self.is_async else self.cache.lookup
+        return functools.partial(lookup, payload.prompt, LLM_STRING)
+
+    def miss(self) -> Call:
+        lookup = self.cache.alookup if self.is_async else self.cache.lookup
+        return functools.partial(lookup, missing_prompt(), LLM_STRING)
+
+    def update(self, payload: Payload) -> Call:
+        update = self.cache.aupdate if self.is_async else self.cache.update
+        return functools.partial(update, payload.prompt, LLM_STRING, payload.generations)
+
+
+class RawContender:
+    """The floor: the bare client GETting and SETting exactly the bytes our cache stores."""
+
+    def __init__(self, client: Any, **set_options: Any) -> None:
+        self.client = client
+        self.set_options = set_options
+        self.entries: dict[str, Entry] = {}
+
+    def learn(self, payload: Payload, entry: Entry) -> None:
+        self.entries[payload.prompt] = entry
+
+    def hit(self, payload: Payload) -> Call:
+        return functools.partial(self.client.get, self.entries[payload.prompt].key)
+
+    def miss(self) -> Call:
+        return functools.partial(self.client.get, MISSING_KEY)
+
+    def update(self, payload: Payload) -> Call:
+        entry = self.entries[payload.prompt]
+        return functools.partial(self.client.set, entry.key, entry.value, **self.set_options)
+
+
+@dataclass
+class Backend:
+    """One server type and client flavour with its contenders and key-space inspectors."""
+
+    name: str
+    is_async: bool
+    ours: CacheContender
+    upstream: CacheContender
+    raw: RawContender
+    ours_keys: Inspector
+    upstream_keys: Inspector
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    def contenders(self) -> dict[str, CacheContender | RawContender]:
+        return {"ours": self.ours, "upstream": self.upstream, "raw": self.raw}
+
+    def writers(self) -> list[tuple[CacheContender, Inspector]]:
+        """Ours first, then upstream, each with the inspector of its key space."""
+        return [(self.ours, self.ours_keys), (self.upstream, self.upstream_keys)]
+
+
+def redis_sync(port: int, ours_db: int, upstream_db: int) -> Backend:
+    """compat.RedisCache vs langchain_community RedisCache vs redis-py, each on its own DB."""
+    ours_client = redis.Redis(host=HOST, port=port, db=ours_db)
+    upstream_client = redis.Redis(host=HOST, port=port, db=upstream_db)
+    raw_client = redis.Redis(host=HOST, port=port, db=ours_db)
+    return Backend(
+        "Redis sync",
+        False,
+        CacheContender(compat.RedisCache(ours_client), is_async=False),
+        CacheContender(upstream.RedisCache(upstream_client), is_async=False),
+        RawContender(raw_client),
+        RedisInspector(port, ours_db),
+        RedisInspector(port, upstream_db),
+        {"ours": ours_client, "upstream": upstream_client, "raw": raw_client},
+    )
+
+
+def redis_async(port: int, ours_db: int, upstream_db: int) -> Backend:
+    """compat.AsyncRedisCache vs AsyncRedisCache vs redis.asyncio; default clients."""
+    ours_client = aioredis.Redis(host=HOST, port=port, db=ours_db)
+    upstream_client = aioredis.Redis(host=HOST, port=port, db=upstream_db)
+    raw_client = aioredis.Redis(host=HOST, port=port, db=ours_db)
+    return Backend(
+        "Redis async",
+        True,
+        CacheContender(compat.AsyncRedisCache(ours_client), is_async=True),
+        CacheContender(upstream.AsyncRedisCache(upstream_client), is_async=True),
+        RawContender(raw_client),
+        RedisInspector(port, ours_db),
+        RedisInspector(port, upstream_db),
+        {"ours": ours_client, "upstream": upstream_client, "raw": raw_client},
+    )
+
+
+def memcached(port: int) -> Backend:
+    """compat.MemcachedCache vs MemcachedCache vs pymemcache; one server, disjoint keys."""
+    clients = [MemcachedClient((HOST, port)) for _ in range(3)]
+    inspector = MemcachedInspector(port, watched=clients[:2])
+    return Backend(
+        "Memcached",
+        False,
+        CacheContender(compat.MemcachedCache(clients[0]), is_async=False),
+        CacheContender(upstream.MemcachedCache(clients[1]), is_async=False),
+        # Wait for memcached's reply, as our cache does: a confirmed write is the floor.
+        RawContender(clients[2], noreply=False),
+        inspector,
+        inspector,
+        dict(zip(("ours", "upstream", "raw"), clients, strict=True)),
+    )
