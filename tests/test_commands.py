@@ -77,12 +77,19 @@ def test_json_output_parses(filled: LLMCache) -> None:
     assert result["dry_run"] is False
 
 
-def test_unrelated_keys_survive(filled: LLMCache) -> None:
+@pytest.mark.parametrize(
+    "flags",
+    [(), ("--model", "gpt-4o"), ("--older-than", "0"), ("--dry-run",), ("--all",)],
+    ids=["whole", "model", "older-than", "dry-run", "all"],
+)
+def test_unrelated_keys_survive_every_variant(filled: LLMCache, flags: tuple[str, ...]) -> None:
     from django.core.cache import caches
 
     caches["llm"].set("session:abc", "still here")
-    run("clear_llm_cache", "--noinput")
+    caches["llm"].set(f"{filled.namespace}-other:x", "a look-alike namespace")
+    run("clear_llm_cache", "--noinput", *flags)
     assert caches["llm"].get("session:abc") == "still here"
+    assert caches["llm"].get(f"{filled.namespace}-other:x") == "a look-alike namespace"
 
 
 def test_unknown_alias_is_a_command_error(filled: LLMCache) -> None:
