@@ -13,6 +13,7 @@ from llmcache_django.admin_views.common import (
     admin_url,
     cache_or_404,
     count_text,
+    entry_or_404,
     log_deletion,
     render_page,
     require_clear,
@@ -56,11 +57,7 @@ def clear(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> HttpR
 def delete_entry(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str, name: str) -> HttpResponse:
     """Delete one entry after confirmation."""
     require_clear(model_admin, request)
-    cache = cache_or_404(alias)
-    found = cache.get_entry(name)
-    if found is None:
-        raise Http404(f"LLM cache {alias!r} has no entry {name!r} (it may have expired or been cleared).")
-    info = found[0]
+    cache, info, _ = entry_or_404(alias, name)
     scope = f"entry {name} of model {info.model!r} in LLM cache {alias!r}"
     if request.method == "POST":
         back = admin_url(model_admin, "entries", alias)

@@ -16,8 +16,11 @@ from llmcache_django.handler import llm_caches
 from llmcache_django.models import LLMCache as LLMCacheRecord
 
 if TYPE_CHECKING:
+    from langchain_core.outputs import Generation
+
     from llmcache_django.admin import LLMCacheAdmin
     from llmcache_django.cache import LLMCache
+    from llmcache_django.listing import EntryInfo
 
 
 def render_page(
@@ -56,6 +59,15 @@ def cache_or_404(alias: str) -> LLMCache:
     if alias not in llm_caches:
         raise Http404(f"LLM_CACHES has no alias {alias!r}.")
     return llm_caches[alias]
+
+
+def entry_or_404(alias: str, name: str) -> tuple[LLMCache, EntryInfo, list[Generation]]:
+    """The cache, the entry ``name`` and its generations, or a 404 when it is gone."""
+    cache = cache_or_404(alias)
+    found = cache.get_entry(name)
+    if found is None:
+        raise Http404(f"LLM cache {alias!r} has no entry {name!r} (it may have expired or been cleared).")
+    return cache, found[0], found[1]
 
 
 def admin_url(model_admin: LLMCacheAdmin, page: str, *args: str, query: dict[str, str] | None = None) -> str:

@@ -8,9 +8,16 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Page, Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 
-from llmcache_django.admin_views.common import admin_url, cache_or_404, format_seconds, render_page, require_view
+from llmcache_django.admin_views.common import (
+    admin_url,
+    cache_or_404,
+    entry_or_404,
+    format_seconds,
+    render_page,
+    require_view,
+)
 from llmcache_django.admin_views.display import generation_view, pretty_llm_string, prompt_text
 
 if TYPE_CHECKING:
@@ -80,11 +87,7 @@ def entry_list(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> 
 def entry_detail(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str, name: str) -> HttpResponse:
     """One entry in full: prompt, ``llm_string``, every generation, TTL left."""
     require_view(model_admin, request)
-    cache = cache_or_404(alias)
-    found = cache.get_entry(name)
-    if found is None:
-        raise Http404(f"LLM cache {alias!r} has no entry {name!r} (it may have expired or been cleared).")
-    info, generations = found
+    cache, info, generations = entry_or_404(alias, name)
     return render_page(
         model_admin,
         request,
