@@ -37,11 +37,12 @@ OUTAGE_BACKOFF_SECONDS = 5.0
 class LLMCache(CacheOperations, BaseCache):
     """A LangChain cache over a :class:`~llmcache_django.stores.base.Store`.
 
-    Lookups and updates never raise: a server failure, a corrupt or foreign value, or an
-    oversize entry is logged (once per burst), counted in :attr:`stats`, and treated as a
-    miss or a skipped write. After a server failure the server is left alone for
-    :data:`OUTAGE_BACKOFF_SECONDS`, so model calls do not each wait on a dead server. ``clear()`` removes this namespace's entries only, and raises
-    if the server cannot be reached, so an operator knows nothing was cleared.
+    Lookups and updates never raise: a server failure, a corrupt or foreign value, an
+    oversize entry or a failing signal receiver is logged (once per burst), counted in
+    :attr:`stats`, and treated as a miss or a skipped write. After a server failure the
+    server is left alone for :data:`OUTAGE_BACKOFF_SECONDS`, so model calls do not each
+    wait on a dead server. ``clear()`` removes this namespace's entries only, and raises if
+    the server cannot be reached, so an operator knows nothing was cleared.
     """
 
     #: Seconds to leave the server alone after it failed (see :data:`OUTAGE_BACKOFF_SECONDS`).
@@ -86,7 +87,9 @@ class LLMCache(CacheOperations, BaseCache):
         generations = self._read(name, value, prompt)
         signal = llm_cache_miss if generations is None else llm_cache_hit
         if signal.receivers:
-            signal.send(sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+            self._report_receiver_errors(
+                signal.send_robust(sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+            )
         if self.stats is not None and self.stats.flush_due():
             self._flush_stats_quietly()
         return generations
@@ -104,7 +107,9 @@ class LLMCache(CacheOperations, BaseCache):
         generations = self._read(name, value, prompt)
         signal = llm_cache_miss if generations is None else llm_cache_hit
         if signal.receivers:
-            await _asend(signal, sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+            self._report_receiver_errors(
+                await _asend_robust(signal, sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+            )
         if self.stats is not None and self.stats.flush_due():
             await self._aflush_stats_quietly()
         return generations
@@ -135,7 +140,7 @@ class LLMCache(CacheOperations, BaseCache):
             return
         try:
             await self.store.aset(name, value, self.ttl)
-            if llm_string not in self._llm_records:
+            if self._llm_record_due(llm_string):
                 await self.store.aset_record(
                     codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass")
                 )
@@ -158,7 +163,7 @@ class LLMCache(CacheOperations, BaseCache):
         count = self.store.clear()  # raises on failure: a clear that did not happen must say so
         self._cleared(count)
         if llm_cache_cleared.receivers:
-            llm_cache_cleared.send(sender=self, alias=self.alias, count=count)
+            self._report_receiver_errors(llm_cache_cleared.send_robust(sender=self, alias=self.alias, count=count))
         return count
 
     async def aclear(self, **kwargs: Any) -> None:
@@ -166,7 +171,9 @@ class LLMCache(CacheOperations, BaseCache):
         count = await self.store.aclear()
         self._cleared(count)
         if llm_cache_cleared.receivers:
-            await _asend(llm_cache_cleared, sender=self, alias=self.alias, count=count)
+            self._report_receiver_errors(
+                await _asend_robust(llm_cache_cleared, sender=self, alias=self.alias, count=count)
+            )
 
     def _read(self, name: str, value: bytes | None, prompt: str) -> list[Generation] | None:
         if value is None:
@@ -263,14 +270,18 @@ class LLMCache(CacheOperations, BaseCache):
         self._server_down_until = time.monotonic() + self.outage_backoff
         self._fail(operation, exc)
 
+    def _report_receiver_errors(self, responses: list[tuple[Any, Any]]) -> None:
+        for _receiver, response in responses:
+            if isinstance(response, Exception):
+                self._fail("a signal receiver", response)
+
     def _fail(self, operation: str, exc: BaseException) -> None:
         self._count("errors")
         self.errors.report(operation, exc)
 
 
-async def _asend(signal: Signal, **kwargs: Any) -> None:
-    asend = getattr(signal, "asend", None)  # Django >= 5.0
-    if asend is None:
-        signal.send(**kwargs)
-    else:
-        await asend(**kwargs)
+async def _asend_robust(signal: Signal, **kwargs: Any) -> list[tuple[Any, Any]]:
+    asend_robust = getattr(signal, "asend_robust", None)  # Django >= 5.0
+    if asend_robust is None:
+        return signal.send_robust(**kwargs)
+    return await asend_robust(**kwargs)  # type: ignore[no-any-return]

@@ -197,3 +197,21 @@ async def test_many_concurrent_async_lookups_all_hit_without_errors(llm_cache: L
     results = await asyncio.gather(*(llm_cache.alookup("p", LLM) for _ in range(500)))
     assert all(result == [chat_generation()] for result in results)
     assert llm_cache.stats.errors == 0  # type: ignore[union-attr]
+
+
+def test_a_failing_signal_receiver_never_breaks_the_lookup(
+    llm_cache: LLMCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    from llmcache_django.signals import llm_cache_hit
+
+    def broken(**kwargs: object) -> None:
+        raise RuntimeError("receiver bug")
+
+    llm_cache.update("p", LLM, text_generations("x"))
+    llm_cache_hit.connect(broken)
+    try:
+        with caplog.at_level(logging.WARNING, logger="llmcache_django"):
+            assert llm_cache.lookup("p", LLM) == text_generations("x")
+    finally:
+        llm_cache_hit.disconnect(broken)
+    assert "receiver bug" in caplog.text
