@@ -147,7 +147,7 @@ class CacheOperations:
         def llm_string(llm_hash: str) -> str:
             if llm_hash not in found:
                 record = self.store.get_record(llm_record_name(llm_hash))
-                found[llm_hash] = record.decode("utf-8", "surrogatepass") if record is not None else ""
+                found[llm_hash] = _text(record) if record is not None else ""
             return found[llm_hash]
 
         return llm_string
@@ -158,3 +158,8 @@ class CacheOperations:
                 f"LLM cache {self.alias!r} is on {self.store.describe()}, which cannot list its entries; "
                 f"only a whole-namespace clear is possible there."
             )
+
+
+def _text(record: bytes | str) -> str:
+    # A Redis client made with decode_responses=True hands back str.
+    return record if isinstance(record, str) else record.decode("utf-8", "surrogatepass")

@@ -246,3 +246,14 @@ def test_a_missing_server_binary_fails_naming_the_debian_package(monkeypatch: py
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(servers.MissingBinaryError, match=r"apt-get install -y memcached"):
         servers.start_memcached()
+
+
+def test_a_client_that_decodes_responses_still_round_trips(redis_server: servers.Server) -> None:
+    cache = RedisCache(redis.Redis.from_url(redis_server.url, decode_responses=True))
+    cache.clear()
+    big = text_generations("A long answer. " * 5000)  # would be compressed on a bytes client
+    cache.update("p", LLM, big)
+    cache.update("chat", LLM, [chat_generation()])
+    assert cache.lookup("p", LLM) == big
+    assert cache.lookup("chat", LLM) == [chat_generation()]
+    assert {info.llm_string for info in cache.entries()} == {LLM}
