@@ -87,31 +87,34 @@ class Backend:
 
 def redis_sync(port: int, ours_db: int, upstream_db: int) -> Backend:
     """compat.RedisCache vs langchain_community RedisCache vs redis-py, each on its own DB."""
-    ours_client = redis.Redis(host=HOST, port=port, db=ours_db)
-    upstream_client = redis.Redis(host=HOST, port=port, db=upstream_db)
-    raw_client = redis.Redis(host=HOST, port=port, db=ours_db)
-    return Backend(
-        "Redis sync",
-        False,
-        CacheContender(compat.RedisCache(ours_client), is_async=False),
-        CacheContender(upstream.RedisCache(upstream_client), is_async=False),
-        RawContender(raw_client),
-        RedisInspector(port, ours_db),
-        RedisInspector(port, upstream_db),
-        {"ours": ours_client, "upstream": upstream_client, "raw": raw_client},
-    )
+    return _redis_backend("Redis sync", redis.Redis, compat.RedisCache, upstream.RedisCache, port, ours_db, upstream_db)
 
 
 def redis_async(port: int, ours_db: int, upstream_db: int) -> Backend:
     """compat.AsyncRedisCache vs AsyncRedisCache vs redis.asyncio; default clients."""
-    ours_client = aioredis.Redis(host=HOST, port=port, db=ours_db)
-    upstream_client = aioredis.Redis(host=HOST, port=port, db=upstream_db)
-    raw_client = aioredis.Redis(host=HOST, port=port, db=ours_db)
+    return _redis_backend(
+        "Redis async", aioredis.Redis, compat.AsyncRedisCache, upstream.AsyncRedisCache, port, ours_db, upstream_db
+    )
+
+
+def _redis_backend(
+    label: str,
+    client_class: Callable[..., Any],
+    ours_class: Callable[[Any], BaseCache],
+    upstream_class: Callable[[Any], BaseCache],
+    port: int,
+    ours_db: int,
+    upstream_db: int,
+) -> Backend:
+    is_async = client_class is aioredis.Redis
+    ours_client = client_class(host=HOST, port=port, db=ours_db)
+    upstream_client = client_class(host=HOST, port=port, db=upstream_db)
+    raw_client = client_class(host=HOST, port=port, db=ours_db)
     return Backend(
-        "Redis async",
-        True,
-        CacheContender(compat.AsyncRedisCache(ours_client), is_async=True),
-        CacheContender(upstream.AsyncRedisCache(upstream_client), is_async=True),
+        label,
+        is_async,
+        CacheContender(ours_class(ours_client), is_async=is_async),
+        CacheContender(upstream_class(upstream_client), is_async=is_async),
         RawContender(raw_client),
         RedisInspector(port, ours_db),
         RedisInspector(port, upstream_db),

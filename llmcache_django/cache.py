@@ -55,7 +55,7 @@ class LLMCache(CacheOperations, BaseCache):
         ttl: float | None = None,
         alias: str = "",
         namespace: str = "",
-        compress_min_bytes: int = codec.DEFAULT_COMPRESS_MIN_BYTES,
+        compress_min_bytes: float = codec.DEFAULT_COMPRESS_MIN_BYTES,
         max_entry_bytes: int | None = None,
         stats: bool = True,
     ) -> None:
@@ -63,6 +63,7 @@ class LLMCache(CacheOperations, BaseCache):
         self.ttl = ttl
         self.alias = alias
         self.namespace = namespace
+        # A client that decodes responses to str cannot carry compressed bytes.
         self.compress_min_bytes = compress_min_bytes if store.binary_safe else math.inf
         self.max_entry_bytes = max_entry_bytes if max_entry_bytes is not None else store.max_value_bytes
         self.stats: Stats | None = Stats() if stats else None
@@ -217,7 +218,7 @@ class LLMCache(CacheOperations, BaseCache):
         try:
             duration = time.monotonic() - started if started is not None else None
             entry = codec.new_entry(prompt, model, llm_hash, generations, self.ttl, duration)
-            value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes)  # type: ignore[arg-type]
+            value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes)
         except Exception as exc:
             self._fail("encoding an entry", exc)
             return None

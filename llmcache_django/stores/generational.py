@@ -73,11 +73,7 @@ class GenerationalStore(Store):
         found = self._get_many([self.generation_key, key])
         generation = found.get(self.generation_key)
         self._generation = _as_bytes(generation) if generation is not None else None
-        stored = found.get(key)
-        if stored is None or generation is None:
-            return None
-        tag, _, value = _as_bytes(stored).partition(b":")
-        return value if tag == self._generation else None
+        return _untag(found.get(key), self._generation)
 
     def set(self, name: str, value: bytes, ttl: float | None) -> None:
         generation = self._generation or self._current_generation()
@@ -131,9 +127,8 @@ class GenerationalStore(Store):
             if generation is None:
                 return
             for name in batch:
-                stored = found.get(self.key(name))
-                tag, _, value = _as_bytes(stored).partition(b":") if stored is not None else (b"", b"", b"")
-                if stored is not None and tag == _as_bytes(generation):
+                value = _untag(found.get(self.key(name)), _as_bytes(generation))
+                if value is not None:
                     yield name, value
 
     def add_counters(self, deltas: Mapping[str, int]) -> None:
@@ -165,6 +160,14 @@ class GenerationalStore(Store):
             raise RuntimeError(f"{self.describe()}: the generation counter could not be stored")
         self._generation = _as_bytes(found)
         return self._generation
+
+
+def _untag(stored: bytes | str | None, generation: bytes | None) -> bytes | None:
+    """The value inside ``b"<generation>:" + value``, or ``None`` if absent or from another generation."""
+    if stored is None or generation is None:
+        return None
+    tag, _, value = _as_bytes(stored).partition(b":")
+    return value if tag == generation else None
 
 
 def _as_bytes(value: bytes | str | int) -> bytes:

@@ -89,24 +89,23 @@ def expire_time(ttl: float | None) -> int:
 
 def server_clients(client: Any) -> list[Any]:
     """The per-server clients behind a pymemcache client (one, or each of a HashClient's)."""
-    inner = getattr(client, "_client", client)  # RetryingClient wraps another client
+    inner = _unwrap(client)
     return list(inner.clients.values()) if hasattr(inner, "clients") else [inner]
 
 
 def server_names(client: Any) -> list[str]:
-    """List the ``host:port`` of every server a pymemcache client talks to."""
-    inner = getattr(client, "_client", client)  # RetryingClient wraps another client
-    if hasattr(inner, "clients"):  # HashClient
-        return sorted(inner.clients)
-    server = getattr(inner, "server", None)
-    if isinstance(server, tuple):
-        return [f"{server[0]}:{server[1]}"]
-    return [str(server)]
+    """List the ``host:port`` (or socket path) of every server a pymemcache client talks to."""
+    servers = (node.server for node in server_clients(client))
+    return sorted(f"{server[0]}:{server[1]}" if isinstance(server, tuple) else str(server) for server in servers)
+
+
+def _unwrap(client: Any) -> Any:
+    return getattr(client, "_client", client)  # RetryingClient wraps another client
 
 
 def _thread_safe(client: Any) -> bool:
     from pymemcache.client.base import PooledClient
     from pymemcache.client.hash import HashClient
 
-    inner = getattr(client, "_client", client)
+    inner = _unwrap(client)
     return isinstance(inner, PooledClient) or (isinstance(inner, HashClient) and inner.use_pooling)
