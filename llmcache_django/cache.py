@@ -77,6 +77,16 @@ class LLMCache(CacheOperations, BaseCache):
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
+        entry = self.lookup_entry(prompt, llm_string)
+        return None if entry is None else entry.generations
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Async :meth:`lookup`."""
+        entry = await self.alookup_entry(prompt, llm_string)
+        return None if entry is None else entry.generations
+
+    def lookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
+        """:meth:`lookup`, returning the whole entry (generations, creation time, ...)."""
         name = entry_digest(prompt, llm_string)
         if self._server_down():
             return None
@@ -85,18 +95,18 @@ class LLMCache(CacheOperations, BaseCache):
         except Exception as exc:
             self._server_failed("lookup", exc)
             return None
-        generations = self._read(name, value, prompt)
-        signal = llm_cache_miss if generations is None else llm_cache_hit
+        entry = self._read(name, value, prompt)
+        signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
             self._report_receiver_errors(
                 signal.send_robust(sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
             )
         if self.stats is not None and self.stats.flush_due():
             self._flush_stats_quietly()
-        return generations
+        return entry
 
-    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        """Async :meth:`lookup`."""
+    async def alookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
+        """Async :meth:`lookup_entry`."""
         name = entry_digest(prompt, llm_string)
         if self._server_down():
             return None
@@ -105,15 +115,15 @@ class LLMCache(CacheOperations, BaseCache):
         except Exception as exc:
             self._server_failed("lookup", exc)
             return None
-        generations = self._read(name, value, prompt)
-        signal = llm_cache_miss if generations is None else llm_cache_hit
+        entry = self._read(name, value, prompt)
+        signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
             self._report_receiver_errors(
                 await _asend_robust(signal, sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
             )
         if self.stats is not None and self.stats.flush_due():
             await self._aflush_stats_quietly()
-        return generations
+        return entry
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store ``return_val`` for ``(prompt, llm_string)``, replacing any previous entry."""
@@ -176,7 +186,7 @@ class LLMCache(CacheOperations, BaseCache):
                 await _asend_robust(llm_cache_cleared, sender=self, alias=self.alias, count=count)
             )
 
-    def _read(self, name: str, value: bytes | None, prompt: str) -> list[Generation] | None:
+    def _read(self, name: str, value: bytes | None, prompt: str) -> codec.Entry | None:
         if value is None:
             self._miss(name)
             return None
@@ -192,7 +202,7 @@ class LLMCache(CacheOperations, BaseCache):
             return None
         if self.stats is not None:
             self.stats.hit(len(value), entry.generations, entry.duration)
-        return entry.generations
+        return entry
 
     def _llm_names(self, llm_string: str) -> tuple[str, str]:
         known = self._llm_records.get(llm_string)

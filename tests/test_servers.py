@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -18,6 +18,7 @@ from llmcache_django.cache import LLMCache
 from llmcache_django.codec import llm_hash
 from llmcache_django.compat import AsyncRedisCache, MemcachedCache, RedisCache
 from llmcache_django.keys import entry_digest
+from llmcache_django.signals import llm_cache_hit, llm_cache_miss
 from tests import servers
 from tests.helpers import chat_generation, text_generations
 
@@ -106,7 +107,21 @@ def test_async_redis_cache_serves_sync_calls(make_llm_cache: Callable[..., LLMCa
     assert cache.lookup("p", LLM) == [chat_generation()]
 
 
+@pytest.fixture
+def no_signal_receivers() -> Iterator[None]:
+    """Measure the cache alone: receivers other tests connected (the demo's) are set aside."""
+    saved = {signal: signal.receivers for signal in (llm_cache_hit, llm_cache_miss)}
+    for signal in saved:
+        signal.receivers = []
+        signal.sender_receivers_cache.clear()
+    yield
+    for signal, receivers in saved.items():
+        signal.receivers = receivers
+        signal.sender_receivers_cache.clear()
+
+
 @pytest.mark.parametrize("kind", ["compat-redis", "compat-async-redis", "alias-django-redis"])
+@pytest.mark.usefixtures("no_signal_receivers")
 async def test_five_thousand_concurrent_async_lookups_all_hit(
     kind: str, make_llm_cache: Callable[..., LLMCache]
 ) -> None:
