@@ -5,6 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 
+#: Seconds any one server call may take before it counts as a failure (a miss or a skipped
+#: write), for clients the cache builds and for given clients that set no timeout of their own.
+DEFAULT_SERVER_TIMEOUT = 2.0
+
 
 class Store(ABC):
     """Byte storage for one namespace on one server (or Django cache).
