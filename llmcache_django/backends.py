@@ -10,6 +10,7 @@ from django.core.cache import caches
 from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_NAMESPACE
 from llmcache_django.keys import key_prefix as make_key_prefix
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 if TYPE_CHECKING:
     import redis
@@ -49,7 +50,12 @@ class RedisLLMCache(LLMCache):
 
 class MemcachedLLMCache(LLMCache):
     """LLM cache on memcached through a pymemcache client (``Client``, ``PooledClient``,
-    ``HashClient`` or ``RetryingClient``), with TTLs (over 30 days too)."""
+    ``HashClient`` or ``RetryingClient``), with TTLs (over 30 days too).
+
+    The cache talks through a copy of ``client`` with the same servers and settings but no
+    serde (it stores its own bytes, and never unpickles); timeouts the client leaves unset
+    become ``server_timeout`` seconds.
+    """
 
     def __init__(
         self,
@@ -58,11 +64,14 @@ class MemcachedLLMCache(LLMCache):
         namespace: str = DEFAULT_NAMESPACE,
         key_prefix: str | None = None,
         ttl: float | None = None,
+        server_timeout: float | None = DEFAULT_SERVER_TIMEOUT,
         **options: Any,
     ) -> None:
         from llmcache_django.stores.memcached import MemcachedStore
 
-        store = MemcachedStore(client, key_prefix if key_prefix is not None else make_key_prefix(namespace))
+        store = MemcachedStore(
+            client, key_prefix if key_prefix is not None else make_key_prefix(namespace), server_timeout=server_timeout
+        )
         super().__init__(store, ttl=ttl, namespace=namespace, **options)
 
 

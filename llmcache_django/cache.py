@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from django.dispatch import Signal
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
@@ -21,6 +21,7 @@ from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_
 from llmcache_django.stats import Stats
 from llmcache_django.stores.base import Store
 
+T = TypeVar("T")
 logger = logging.getLogger("llmcache_django")
 #: How many pending misses are remembered to time the model call that follows them, and
 #: how many ``llm_string`` records this process remembers having written.
@@ -65,7 +66,9 @@ class LLMCache(CacheOperations, BaseCache):
         self.namespace = namespace
         # A client that decodes responses to str cannot carry compressed bytes.
         self.compress_min_bytes = compress_min_bytes if store.binary_safe else math.inf
-        self.max_entry_bytes = max_entry_bytes if max_entry_bytes is not None else store.max_value_bytes
+        self.max_entry_bytes: int = max_entry_bytes if max_entry_bytes is not None else store.max_value_bytes
+        #: The most a stored value may inflate to; larger entries are neither written nor read.
+        self.max_decoded_bytes = codec.DECODED_PER_STORED * self.max_entry_bytes
         self.stats: Stats | None = Stats() if stats else None
         self.errors = ErrorReporter(alias or type(self).__name__)
         self._pending_misses: dict[str, float] = {}
@@ -91,9 +94,9 @@ class LLMCache(CacheOperations, BaseCache):
         if self._server_down():
             return None
         try:
-            value = self.store.get(name)
+            value = self._call(self.store.get, name)
         except Exception as exc:
-            self._server_failed("lookup", exc)
+            self._failed("lookup", exc)
             return None
         entry = self._read(name, value, prompt)
         signal = llm_cache_miss if entry is None else llm_cache_hit
@@ -111,9 +114,9 @@ class LLMCache(CacheOperations, BaseCache):
         if self._server_down():
             return None
         try:
-            value = await self.store.aget(name)
+            value = await self._acall(self.store.aget, name)
         except Exception as exc:
-            self._server_failed("lookup", exc)
+            self._failed("lookup", exc)
             return None
         entry = self._read(name, value, prompt)
         signal = llm_cache_miss if entry is None else llm_cache_hit
@@ -133,12 +136,12 @@ class LLMCache(CacheOperations, BaseCache):
         if value is None or self._server_down():
             return
         try:
-            self.store.set(name, value, self.ttl)
+            self._call(self.store.set, name, value, self.ttl)
             if self._llm_record_due(llm_string):
                 self.store.set_record(codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass"))
                 self._remember_llm(llm_string, llm_hash, model)
         except Exception as exc:
-            self._server_failed("update", exc)
+            self._failed("update", exc)
             return
         self._count("writes")
 
@@ -150,14 +153,14 @@ class LLMCache(CacheOperations, BaseCache):
         if value is None or self._server_down():
             return
         try:
-            await self.store.aset(name, value, self.ttl)
+            await self._acall(self.store.aset, name, value, self.ttl)
             if self._llm_record_due(llm_string):
                 await self.store.aset_record(
                     codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass")
                 )
                 self._remember_llm(llm_string, llm_hash, model)
         except Exception as exc:
-            self._server_failed("update", exc)
+            self._failed("update", exc)
             return
         self._count("writes")
 
@@ -191,17 +194,19 @@ class LLMCache(CacheOperations, BaseCache):
             self._miss(name)
             return None
         try:
-            entry = codec.decode(value)
-        except codec.CodecError as exc:
-            self._fail("decoding a stored value", exc)
+            if len(value) > self.max_entry_bytes:
+                raise codec.CodecError(
+                    f"stored value of {len(value)} bytes is over the {self.max_entry_bytes}-byte limit"
+                )
+            entry = codec.decode(value, max_bytes=self.max_decoded_bytes)
+            if entry.prompt != prompt:
+                raise codec.CodecError("stored entry belongs to another prompt")
+            if self.stats is not None:
+                self.stats.hit(len(value), entry.generations, entry.duration)
+        except Exception as exc:  # whatever is under our key, the model call goes on
+            self._fail("reading a stored entry", exc)
             self._miss(name)
             return None
-        if entry.prompt != prompt:
-            self._fail("lookup", codec.CodecError("stored entry belongs to another prompt"))
-            self._miss(name)
-            return None
-        if self.stats is not None:
-            self.stats.hit(len(value), entry.generations, entry.duration)
         return entry
 
     def _llm_names(self, llm_string: str) -> tuple[str, str]:
@@ -228,11 +233,11 @@ class LLMCache(CacheOperations, BaseCache):
         try:
             duration = time.monotonic() - started if started is not None else None
             entry = codec.new_entry(prompt, model, llm_hash, generations, self.ttl, duration)
-            value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes)
+            value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes, max_bytes=self.max_decoded_bytes)
         except Exception as exc:
             self._fail("encoding an entry", exc)
             return None
-        if self.max_entry_bytes is not None and len(value) > self.max_entry_bytes:
+        if len(value) > self.max_entry_bytes:
             self._fail(
                 "update",
                 ValueError(f"entry of {len(value)} bytes is over the {self.max_entry_bytes}-byte limit; not cached"),
@@ -260,7 +265,7 @@ class LLMCache(CacheOperations, BaseCache):
         try:
             self.flush_stats()
         except Exception as exc:
-            self._server_failed("saving stats", exc)
+            self._failed("saving stats", exc)
 
     async def _aflush_stats_quietly(self) -> None:
         assert self.stats is not None
@@ -269,16 +274,35 @@ class LLMCache(CacheOperations, BaseCache):
             if pending:
                 await self.store.aadd_counters(pending)
         except Exception as exc:
-            self._server_failed("saving stats", exc)
+            self._failed("saving stats", exc)
+
+    def _call(self, function: Callable[..., T], *args: Any) -> T:
+        try:
+            return function(*args)
+        except Exception as exc:
+            if not self.store.is_stale_connection(exc):
+                raise
+        # A pooled connection the server dropped (a restart): one retry opens a fresh one.
+        return function(*args)
+
+    async def _acall(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        try:
+            return await function(*args)
+        except Exception as exc:
+            if not self.store.is_stale_connection(exc):
+                raise
+        return await function(*args)
 
     def _server_down(self) -> bool:
         if self._server_down_until and time.monotonic() < self._server_down_until:
-            self._count("errors")
+            self._count("skipped")
             return True
         return False
 
-    def _server_failed(self, operation: str, exc: BaseException) -> None:
-        self._server_down_until = time.monotonic() + self.outage_backoff
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        """Log and count a failed server call; only an unreachable server pauses the cache."""
+        if self.store.is_outage(exc):
+            self._server_down_until = time.monotonic() + self.outage_backoff
         self._fail(operation, exc)
 
     def _report_receiver_errors(self, responses: list[tuple[Any, Any]]) -> None:

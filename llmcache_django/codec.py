@@ -6,6 +6,7 @@ allow-list below, so a value planted under our key can at worst be a miss.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +21,15 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generati
 #: Every value we write starts with one of these; anything else under our key is foreign.
 MAGIC_JSON = b"LC1j"
 MAGIC_ZSTD = b"LC1s"
-#: A stored value never inflates beyond this (a planted "zip bomb" is a miss).
-MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
+#: Without a cache's own limit, a stored value never inflates beyond this (a planted "zip
+#: bomb" is a miss). A cache allows :data:`DECODED_PER_STORED` times its ``MAX_ENTRY_BYTES``.
+MAX_DECOMPRESSED_BYTES = 4 * 1024 * 1024
+DECODED_PER_STORED = 4
+#: More generations than this in one entry is not an answer any provider gives (OpenAI's
+#: ``n`` stops at 128): such an entry is neither written nor read.
+MAX_GENERATIONS = 128
+#: A model call recorded as longer than this (seconds) is not a real measurement.
+MAX_DURATION = 7 * 24 * 3600.0
 #: zstd level 1 roughly halves a JSON answer of this size, for ~2.5 µs per read
 #: (zlib takes twice as long for the same ratio; lz4 is faster but does not reach half).
 DEFAULT_COMPRESS_MIN_BYTES = 1024
@@ -78,8 +86,18 @@ class Entry:
     duration: float | None = None
 
 
-def encode(entry: Entry, *, compress_min_bytes: float = DEFAULT_COMPRESS_MIN_BYTES) -> bytes:
-    """Serialize ``entry``; zstd-compress it when the JSON is at least ``compress_min_bytes``."""
+class EntryTooLargeError(ValueError):
+    """An entry is over the size a cache reads back, so it is not written."""
+
+
+def encode(
+    entry: Entry, *, compress_min_bytes: float = DEFAULT_COMPRESS_MIN_BYTES, max_bytes: int = MAX_DECOMPRESSED_BYTES
+) -> bytes:
+    """Serialize ``entry``; zstd-compress it when the JSON is at least ``compress_min_bytes``.
+
+    Raises :class:`EntryTooLargeError` when the JSON is over ``max_bytes``, the most
+    :func:`decode` would read back.
+    """
     fields: dict[str, Any] = {
         "p": entry.prompt,
         "m": entry.model,
@@ -92,24 +110,33 @@ def encode(entry: Entry, *, compress_min_bytes: float = DEFAULT_COMPRESS_MIN_BYT
     if entry.duration is not None:
         fields["d"] = round(entry.duration, 4)
     body = orjson.dumps(fields)
+    if len(body) > max_bytes:
+        raise EntryTooLargeError(f"entry of {len(body)} bytes of JSON is over the {max_bytes}-byte limit; not cached")
     if len(body) >= compress_min_bytes:
         return MAGIC_ZSTD + _compressor.compress(body)
     return MAGIC_JSON + body
 
 
-def decode(value: bytes | bytearray | memoryview | str) -> Entry:
-    """Parse a stored value back into an :class:`Entry`, or raise :class:`CodecError`."""
+def decode(value: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> Entry:
+    """Parse a stored value back into an :class:`Entry`, or raise :class:`CodecError`.
+
+    Every field is type-checked, the JSON may be at most ``max_bytes`` once inflated, and
+    an entry holds at most :data:`MAX_GENERATIONS`: a planted value costs at most a bounded
+    amount of time and memory, and is then a miss.
+    """
     raw = value.encode() if isinstance(value, str) else value
     try:
-        data = orjson.loads(_unwrap(raw))
+        data = orjson.loads(_unwrap(raw, max_bytes))
+        if not isinstance(data, dict):
+            raise CodecError("an entry is a JSON object")
         return Entry(
-            data["p"],
-            data["m"],
-            data["h"],
-            [_load_generation(item) for item in data["g"]],
-            data["c"],
-            data.get("x"),
-            data.get("d"),
+            _typed(data, "p", str),
+            _typed(data, "m", str),
+            _typed(data, "h", str),
+            _load_generations(data.get("g")),
+            _timestamp(data.get("c")),
+            _timestamp(data["x"]) if data.get("x") is not None else None,
+            _duration(data.get("d")),
         )
     except CodecError:
         raise
@@ -136,20 +163,69 @@ def new_entry(
     duration: float | None = None,
 ) -> Entry:
     """Build an entry stamped now, checking every generation against the allow-list."""
+    if len(generations) > MAX_GENERATIONS:
+        raise UnsupportedGenerationError(f"cannot cache {len(generations)} generations (at most {MAX_GENERATIONS})")
     for generation in generations:
         _check_allowed(generation)
+    if duration is not None and not (math.isfinite(duration) and 0 <= duration <= MAX_DURATION):
+        duration = None
     now = time.time()
     expires = now + ttl if ttl else None
     return Entry(prompt, model, llm_hash, list(generations), now, expires, duration)
 
 
-def _unwrap(raw: bytes | bytearray | memoryview) -> bytes:
+def _unwrap(raw: bytes | bytearray | memoryview, max_bytes: int) -> bytes:
     magic = bytes(raw[:4])
     if magic == MAGIC_JSON:
+        if len(raw) - 4 > max_bytes:
+            raise CodecError(f"entry of {len(raw) - 4} bytes is over the {max_bytes}-byte limit")
         return bytes(raw[4:])
     if magic == MAGIC_ZSTD:
-        return _decompressor.decompress(raw[4:], max_output_size=MAX_DECOMPRESSED_BYTES)
+        return _inflate(bytes(raw[4:]), max_bytes)
     raise CodecError("foreign value: not written by llmcache_django")
+
+
+def _inflate(frame: bytes, max_bytes: int) -> bytes:
+    # zstandard's max_output_size is ignored when the frame declares its size, so the
+    # declared size is checked first; a frame that does not declare it is read in bounded steps.
+    declared = zstandard.frame_content_size(frame)
+    if declared > max_bytes:
+        raise CodecError(f"compressed entry declares {declared} bytes, over the {max_bytes}-byte limit")
+    if declared >= 0:
+        return _decompressor.decompress(frame)
+    body = _decompressor.stream_reader(frame).read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise CodecError(f"compressed entry inflates beyond the {max_bytes}-byte limit")
+    return body
+
+
+def _typed(data: dict[str, Any], field: str, kind: type) -> Any:
+    value = data.get(field)
+    if type(value) is not kind:
+        raise CodecError(f"field {field!r} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _timestamp(value: Any) -> float:
+    if type(value) not in (int, float) or not 0 <= value < 1e11:
+        raise CodecError(f"{value!r} is not a Unix time")
+    return float(value)
+
+
+def _duration(value: Any) -> float | None:
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0 <= value <= MAX_DURATION:
+        raise CodecError(f"{value!r} is not a model call's duration in seconds")
+    return float(value)
+
+
+def _load_generations(items: Any) -> list[Generation]:
+    if type(items) is not list:
+        raise CodecError("an entry holds a list of generations")
+    if len(items) > MAX_GENERATIONS:
+        raise CodecError(f"{len(items)} generations is over the limit of {MAX_GENERATIONS}")
+    return [_load_generation(item) for item in items]
 
 
 def _check_allowed(generation: Generation) -> None:
@@ -174,14 +250,21 @@ def _dump_generation(generation: Generation) -> dict[str, Any]:
     return item
 
 
-def _load_generation(item: dict[str, Any]) -> Generation:
+def _load_generation(item: Any) -> Generation:
+    if type(item) is not dict or type(item.get("t")) is not str:
+        raise CodecError("a generation is a JSON object with a type")
+    info = item.get("i")
+    if info is not None and type(info) is not dict:
+        raise CodecError("generation_info is a JSON object")
     cls = GENERATION_TYPES.get(item["t"])
     if cls is None:
         raise CodecError(f"generation type {item['t']!r} is not allow-listed")
     if "m" not in item:
-        return cls(text=item["x"], generation_info=item.get("i"))
+        return cls(text=_typed(item, "x", str), generation_info=info)
+    if type(item.get("k")) is not str or type(item["m"]) is not dict:
+        raise CodecError("a chat generation holds a typed message object")
     message_cls = MESSAGE_TYPES.get(item["k"])
     if message_cls is None:
         raise CodecError(f"message type {item['k']!r} is not allow-listed")
     message = message_cls.model_validate(item["m"])
-    return cls(message=message, generation_info=item.get("i"))  # type: ignore[call-arg]
+    return cls(message=message, generation_info=info)  # type: ignore[call-arg]

@@ -13,11 +13,12 @@ DEFAULT_NAMESPACE = "llmcache"
 ALIAS_KEYS = frozenset({"CACHE", "TTL", "NAMESPACE", "OPTIONS"})
 #: Feature options understood by every backend (backend options come from ``CACHES``).
 FEATURE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
-    "COMPRESS_MIN_BYTES": int,  # zlib-compress entries at least this large
+    "COMPRESS_MIN_BYTES": int,  # zstd-compress entries at least this large
     "MAX_ENTRY_BYTES": (int, type(None)),  # skip (and warn about) larger entries
     "STATS": bool,  # keep hit/miss/write/error counters
     "ASYNC_MAX_CONNECTIONS": int,  # Redis: bounded async pool size
     "ASYNC_POOL_TIMEOUT": (int, float),  # Redis: seconds to wait for a pooled connection
+    "SERVER_TIMEOUT": (int, float, type(None)),  # Redis, memcached: bound on one server call
 }
 # Memcached keys are at most 250 bytes with no whitespace or control characters.
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")

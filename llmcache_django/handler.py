@@ -113,6 +113,8 @@ def build_llm_cache(alias: str) -> LLMCache:
     if backend in REDIS_BACKENDS:
         return _redis_cache(cache_alias, cache_settings, namespace, options, kwargs)
     if backend in MEMCACHED_BACKENDS:
+        if "SERVER_TIMEOUT" in options:
+            kwargs["server_timeout"] = options["SERVER_TIMEOUT"]
         return _memcached_cache(cache_alias, cache_settings, namespace, kwargs)
     from llmcache_django.backends import DjangoLLMCache
 

@@ -14,7 +14,9 @@ from typing import Any
 from langchain_core.outputs import ChatGeneration, Generation
 
 #: The shared counters, in the order they are shown.
-COUNTERS = ("hits", "misses", "writes", "errors", "bytes_served", "tokens_saved", "ms_saved")
+COUNTERS = ("hits", "misses", "writes", "errors", "skipped", "bytes_served", "tokens_saved", "ms_saved")
+#: A token count above this in stored usage data is not a real one (and is not added).
+MAX_TOKENS = 2**40
 FLUSH_SECONDS = 1.0
 
 
@@ -39,7 +41,7 @@ class Stats:
                 totals["ms_saved"] += round(duration * 1000)
 
     def add(self, name: str, amount: int = 1) -> None:
-        """Add ``amount`` to the counter ``name`` (``misses``, ``writes`` or ``errors``)."""
+        """Add ``amount`` to the counter ``name`` (``misses``, ``writes``, ``errors``, ``skipped``)."""
         with self._lock:
             self._totals[name] += amount
 
@@ -87,10 +89,15 @@ def tokens_of(generations: list[Generation]) -> int:
     for generation in generations:
         usage = generation.message.usage_metadata if isinstance(generation, ChatGeneration) else None  # type: ignore[attr-defined]
         if usage:
-            total += int(usage.get("total_tokens") or 0)
+            total += _count(usage.get("total_tokens"))
             continue
         info = generation.generation_info or {}
         token_usage = info.get("token_usage") or info.get("usage") or {}
         if isinstance(token_usage, dict):
-            total += int(token_usage.get("total_tokens") or 0)
+            total += _count(token_usage.get("total_tokens"))
     return total
+
+
+def _count(value: Any) -> int:
+    # Stored usage data comes from whatever is under our key: only a plausible count counts.
+    return value if type(value) is int and 0 <= value <= MAX_TOKENS else 0

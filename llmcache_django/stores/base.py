@@ -8,6 +8,9 @@ from collections.abc import Iterator, Mapping
 #: Seconds any one server call may take before it counts as a failure (a miss or a skipped
 #: write), for clients the cache builds and for given clients that set no timeout of their own.
 DEFAULT_SERVER_TIMEOUT = 2.0
+#: Largest stored entry by default: memcached's default item size less room for the key and
+#: the item header. No LLM answer comes near it; a larger value under our key is not ours.
+DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024 - 1024
 
 
 class Store(ABC):
@@ -18,12 +21,26 @@ class Store(ABC):
     logs, counts and carries on, so stores stay free of error handling.
     """
 
-    #: Largest value the server accepts, or ``None`` for no practical limit.
-    max_value_bytes: int | None = None
+    #: Largest entry this store writes or reads (the cache's default ``max_entry_bytes``).
+    max_value_bytes: int = DEFAULT_MAX_ENTRY_BYTES
     #: Whether values may be arbitrary bytes (``False`` for clients that decode to str).
     binary_safe: bool = True
     #: Whether :meth:`iter_values` can enumerate the namespace on this backend.
     can_list: bool = False
+
+    #: Exceptions that mean the server cannot be reached (the cache then pauses), as opposed
+    #: to a problem with one key or value (a miss for that key only).
+    outage_errors: tuple[type[BaseException], ...] = (OSError, EOFError)
+    #: Exceptions that mean a pooled connection was dropped by the server: worth one retry.
+    stale_errors: tuple[type[BaseException], ...] = (ConnectionResetError, BrokenPipeError, EOFError)
+
+    def is_outage(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the server is unreachable, rather than one key being bad."""
+        return isinstance(exc, self.outage_errors)
+
+    def is_stale_connection(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a dropped pooled connection, which a fresh one may not hit."""
+        return isinstance(exc, self.stale_errors)
 
     @abstractmethod
     def describe(self) -> str:

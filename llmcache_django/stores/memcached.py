@@ -10,31 +10,40 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 from llmcache_django.stores.generational import GenerationalStore, T
+from llmcache_django.stores.memcached_clients import raw_client_for
 from llmcache_django.stores.metadump import dump_keys
 
 #: memcached reads an expiry above 30 days as an absolute Unix time.
 RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
-#: Default item limit (1 MiB) less room for the key and item header.
-DEFAULT_MAX_VALUE_BYTES = 1024 * 1024 - 1024
+#: How long the server's clock offset, measured for absolute expiry times, is trusted.
+CLOCK_CHECK_SECONDS = 600.0
 
 
 class MemcachedStore(GenerationalStore):
     """Stores entries with a pymemcache ``Client``, ``PooledClient``, ``HashClient`` or
     ``RetryingClient``.
 
-    Async methods run the client in a worker thread; a client that is not thread-safe
-    (a plain ``Client``) is used under a lock so threads and tasks never share a socket.
+    The store talks through a raw-bytes twin of the given client (same servers and
+    settings, no serde: nothing read is ever unpickled), with ``server_timeout`` where the
+    client sets no timeout. Async methods run the client in a worker thread; a client that
+    is not thread-safe (a plain ``Client``) is used under a lock so threads and tasks never
+    share a socket. TTLs over 30 days are sent as absolute times on the server's clock.
     """
 
-    max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES
+    def __init__(self, client: Any, prefix: str, *, server_timeout: float | None = DEFAULT_SERVER_TIMEOUT) -> None:
+        from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
-    def __init__(self, client: Any, prefix: str, max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES) -> None:
         super().__init__()
-        self.client = client
+        self.given_client = client
+        self.client = raw_client_for(client, server_timeout)
         self.prefix = prefix
-        self.max_value_bytes = max_value_bytes
+        self.outage_errors = (*self.outage_errors, MemcacheUnexpectedCloseError)
+        self.stale_errors = (*self.stale_errors, MemcacheUnexpectedCloseError)
         self._lock: AbstractContextManager[Any] = nullcontext() if _thread_safe(client) else threading.Lock()
+        self._clock_offset = 0.0
+        self._clock_checked = -math.inf
 
     def describe(self) -> str:
         return f"memcached {', '.join(server_names(self.client))} (prefix {self.prefix!r})"
@@ -47,8 +56,9 @@ class MemcachedStore(GenerationalStore):
             return self.client.get_many(list(keys))  # type: ignore[no-any-return]
 
     def _set(self, key: str, value: bytes, ttl: float | None) -> None:
+        expire = expire_time(ttl, self._server_now() if ttl and ttl > RELATIVE_EXPIRY_LIMIT else 0.0)
         with self._lock:
-            stored = self.client.set(key, value, expire=expire_time(ttl), noreply=False)
+            stored = self.client.set(key, value, expire=expire, noreply=False)
         if stored is False:
             raise OSError(f"memcached refused to store {len(value)} bytes under {key!r}")
 
@@ -68,22 +78,35 @@ class MemcachedStore(GenerationalStore):
 
     def _list_names(self) -> Iterator[str]:
         """Names under our prefix on every server, from ``lru_crawler metadump all``."""
-        for node in server_clients(self.client):
+        nodes = server_clients(self.client)
+        # A client's own key_prefix goes in front of ours on the server.
+        prefix = _text(getattr(_unwrap(self.client), "key_prefix", b"")) + self.prefix
+        for node in nodes:
             for key in dump_keys(node.server):
-                if key.startswith(self.prefix):
-                    yield key[len(self.prefix) :]
+                if key.startswith(prefix):
+                    yield key[len(prefix) :]
+
+    def _server_now(self) -> float:
+        """The server's Unix time: memcached reads absolute expiry times on its own clock."""
+        if time.monotonic() - self._clock_checked > CLOCK_CHECK_SECONDS:
+            with self._lock:
+                stats = server_clients(self.client)[0].stats()
+            self._clock_offset = float(stats[b"time"]) - time.time()
+            self._clock_checked = time.monotonic()
+        return time.time() + self._clock_offset
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(function, *args)
 
 
-def expire_time(ttl: float | None) -> int:
-    """Translate a TTL in seconds into memcached's ``exptime`` (0 means never)."""
+def expire_time(ttl: float | None, server_now: float) -> int:
+    """Translate a TTL in seconds into memcached's ``exptime`` (0 means never); TTLs over
+    30 days become absolute times, from ``server_now`` (the server's Unix time)."""
     if ttl is None:
         return 0
     seconds = max(1, math.ceil(ttl))
     if seconds > RELATIVE_EXPIRY_LIMIT:
-        return int(time.time()) + seconds
+        return int(server_now) + seconds
     return seconds
 
 
@@ -97,6 +120,10 @@ def server_names(client: Any) -> list[str]:
     """List the ``host:port`` (or socket path) of every server a pymemcache client talks to."""
     servers = (node.server for node in server_clients(client))
     return sorted(f"{server[0]}:{server[1]}" if isinstance(server, tuple) else str(server) for server in servers)
+
+
+def _text(prefix: bytes | str) -> str:
+    return prefix.decode() if isinstance(prefix, bytes) else prefix
 
 
 def _unwrap(client: Any) -> Any:

@@ -51,6 +51,9 @@ class RedisStore(Store):
         self._loop_clients: weakref.WeakKeyDictionary[Any, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
         self._loop_slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self.binary_safe = not _decodes_responses(client or async_client)
+        from redis.exceptions import ConnectionError, TimeoutError
+
+        self.outage_errors = (*self.outage_errors, ConnectionError, TimeoutError)
 
     @property
     def client(self) -> redis.Redis:
@@ -176,6 +179,14 @@ class RedisStore(Store):
         if batch:
             removed += await client.unlink(*batch)
         return removed
+
+    def is_stale_connection(self, exc: BaseException) -> bool:
+        from redis.exceptions import ConnectionError
+
+        # redis-py reports a dropped pooled connection as a ConnectionError raised outside connect().
+        return super().is_stale_connection(exc) or (
+            isinstance(exc, ConnectionError) and "connecting to" not in str(exc)
+        )
 
     @property
     def pattern(self) -> str:
