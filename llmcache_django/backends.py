@@ -76,9 +76,11 @@ class MemcachedLLMCache(LLMCache):
 
 
 class DjangoLLMCache(LLMCache):
-    """LLM cache in any Django cache (database, locmem, file, ...) through Django's cache API.
+    """LLM cache in any Django cache (database, locmem, file, ...).
 
-    ``cache`` is a ``CACHES`` alias or a Django cache object.
+    ``cache`` is a ``CACHES`` alias or a Django cache object. On the database cache the
+    table is read and written directly with our own bytes (Django's cache API would unpickle
+    what it reads); other backends go through Django's cache API.
     """
 
     def __init__(
@@ -89,9 +91,18 @@ class DjangoLLMCache(LLMCache):
         ttl: float | None = None,
         **options: Any,
     ) -> None:
+        from django.core.cache.backends.db import DatabaseCache
+
+        from llmcache_django.stores.database import DatabaseStore
         from llmcache_django.stores.django import DjangoStore
 
         alias = cache if isinstance(cache, str) else ""
         backend = caches[cache] if isinstance(cache, str) else cache
         options.setdefault("alias", alias)
-        super().__init__(DjangoStore(backend, namespace, alias), ttl=ttl, namespace=namespace, **options)
+        # The database cache's table is read directly, so nothing on the read path unpickles.
+        store = (
+            DatabaseStore(backend, namespace, alias)
+            if isinstance(backend, DatabaseCache)
+            else DjangoStore(backend, namespace, alias)
+        )
+        super().__init__(store, ttl=ttl, namespace=namespace, **options)

@@ -13,6 +13,7 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
 from llmcache_django import codec
+from llmcache_django.conf import ttl_problem
 from llmcache_django.failopen import ErrorReporter
 from llmcache_django.keys import entry_digest
 from llmcache_django.listing import model_of
@@ -60,6 +61,9 @@ class LLMCache(CacheOperations, BaseCache):
         max_entry_bytes: int | None = None,
         stats: bool = True,
     ) -> None:
+        problem = ttl_problem(ttl)
+        if problem is not None:
+            raise ValueError(f"ttl={problem}.")
         self.store = store
         self.ttl = ttl
         self.alias = alias

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -92,7 +93,29 @@ def _backend_messages(alias: str, cache_alias: str, backend: str) -> list[CheckM
                 id="llmcache_django.E007",
             )
         ]
+    if required and required[0] in {"redis", "django_redis"}:
+        return _redis_location_messages(where, cache_alias)
     return []
+
+
+def _redis_location_messages(where: str, cache_alias: str) -> list[CheckMessage]:
+    import redis
+
+    location = app_settings.CACHES[cache_alias].get("LOCATION") or []
+    urls = re.split("[;,]", location) if isinstance(location, str) else list(location)
+    messages: list[CheckMessage] = []
+    for url in (url.strip() for url in urls if str(url).strip()):
+        try:
+            redis.ConnectionPool.from_url(url)  # parses only; connects on first use
+        except (ValueError, TypeError) as exc:
+            messages.append(
+                Error(
+                    f"{where}, whose LOCATION {url!r} is not a Redis URL: {exc}.",
+                    hint="Use redis://host:port/db, rediss://host:port/db or unix:///path/to/socket.",
+                    id="llmcache_django.E008",
+                )
+            )
+    return messages
 
 
 def _importable(module: str) -> bool:

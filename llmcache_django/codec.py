@@ -28,6 +28,10 @@ DECODED_PER_STORED = 4
 #: More generations than this in one entry is not an answer any provider gives (OpenAI's
 #: ``n`` stops at 128): such an entry is neither written nor read.
 MAX_GENERATIONS = 128
+#: Above this many bytes, a JSON body is first checked to hold at most MAX_JSON_VALUES values,
+#: so a small value of many tiny items cannot make the parser build millions of objects.
+SCAN_ABOVE_BYTES = 64 * 1024
+MAX_JSON_VALUES = 100_000
 #: A model call recorded as longer than this (seconds) is not a real measurement.
 MAX_DURATION = 7 * 24 * 3600.0
 #: zstd level 1 roughly halves a JSON answer of this size, for ~2.5 µs per read
@@ -126,7 +130,7 @@ def decode(value: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_
     """
     raw = value.encode() if isinstance(value, str) else value
     try:
-        data = orjson.loads(_unwrap(raw, max_bytes))
+        data = orjson.loads(_bounded_values(_unwrap(raw, max_bytes)))
         if not isinstance(data, dict):
             raise CodecError("an entry is a JSON object")
         return Entry(
@@ -196,6 +200,16 @@ def _inflate(frame: bytes, max_bytes: int) -> bytes:
     body = _decompressor.stream_reader(frame).read(max_bytes + 1)
     if len(body) > max_bytes:
         raise CodecError(f"compressed entry inflates beyond the {max_bytes}-byte limit")
+    return body
+
+
+def _bounded_values(body: bytes) -> bytes:
+    # Every JSON value but the first in its container follows a comma or opens with a bracket,
+    # so these counts bound how many objects parsing builds (commas in strings only add).
+    if len(body) > SCAN_ABOVE_BYTES:
+        values = body.count(b",") + body.count(b"{") + body.count(b"[")
+        if values > MAX_JSON_VALUES:
+            raise CodecError(f"entry holds up to {values} JSON values, over the limit of {MAX_JSON_VALUES}")
     return body
 
 

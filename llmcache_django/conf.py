@@ -20,6 +20,9 @@ FEATURE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
     "ASYNC_POOL_TIMEOUT": (int, float),  # Redis: seconds to wait for a pooled connection
     "SERVER_TIMEOUT": (int, float, type(None)),  # Redis, memcached: bound on one server call
 }
+#: The longest TTL accepted (ten years): longer ones overflow the database cache's dates and
+#: memcached's expiry times. ``None`` never expires.
+MAX_TTL = 10 * 365 * 24 * 3600
 # Memcached keys are at most 250 bytes with no whitespace or control characters.
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 MISSING = object()
@@ -72,15 +75,20 @@ def _cache_problems(where: str, cache_alias: Any) -> list[str]:
     ]
 
 
+def ttl_problem(ttl: Any) -> str | None:
+    """Why ``ttl`` is not a usable TTL, or ``None`` when it is (seconds up to :data:`MAX_TTL`, or ``None``)."""
+    if ttl is None:
+        return None
+    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not 0 <= ttl <= MAX_TTL:
+        return f"{ttl!r} is invalid; use seconds from 0 to {MAX_TTL} (ten years), or None to never expire"
+    return None
+
+
 def _ttl_problems(where: str, ttl: Any) -> list[str]:
-    if ttl is MISSING or ttl is None:
+    problem = None if ttl is MISSING else ttl_problem(ttl)
+    if problem is None:
         return []
-    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl >= 0:
-        return []
-    return [
-        f"{where}['TTL'] = {ttl!r} is invalid; use seconds (an int >= 0), None to never "
-        f"expire, or leave it out to use the CACHES alias's TIMEOUT."
-    ]
+    return [f"{where}['TTL'] = {problem}, or leave it out to use the CACHES alias's TIMEOUT."]
 
 
 def _namespace_problems(where: str, namespace: Any) -> list[str]:

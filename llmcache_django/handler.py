@@ -109,6 +109,22 @@ def build_llm_cache(alias: str) -> LLMCache:
     kwargs["ttl"] = config["TTL"] if "TTL" in config else cache_settings.get("TIMEOUT", 300)
     kwargs["alias"] = alias
     namespace = config.get("NAMESPACE", DEFAULT_NAMESPACE)
+    try:
+        return _cache_for(cache_alias, cache_settings, namespace, options, kwargs)
+    except (ValueError, TypeError) as exc:  # a LOCATION or OPTIONS the client library rejects
+        raise ImproperlyConfigured(
+            f"LLM_CACHES[{alias!r}] cannot use CACHES[{cache_alias!r}]: {type(exc).__name__}: {exc}. "
+            f"Fix that alias's LOCATION or OPTIONS (`manage.py check` names the problem)."
+        ) from exc
+
+
+def _cache_for(
+    cache_alias: str,
+    cache_settings: Mapping[str, Any],
+    namespace: str,
+    options: Mapping[str, Any],
+    kwargs: dict[str, Any],
+) -> LLMCache:
     backend = cache_settings.get("BACKEND", "")
     if backend in REDIS_BACKENDS:
         return _redis_cache(cache_alias, cache_settings, namespace, options, kwargs)

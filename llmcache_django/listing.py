@@ -51,10 +51,12 @@ def is_entry_name(name: str) -> bool:
     return bool(DIGEST_RE.match(name))
 
 
-def entry_info(name: str, value: bytes, llm_strings: Callable[[str], str]) -> tuple[EntryInfo, codec.Entry]:
+def entry_info(
+    name: str, value: bytes, llm_strings: Callable[[str], str], *, max_bytes: int = codec.MAX_DECOMPRESSED_BYTES
+) -> tuple[EntryInfo, codec.Entry]:
     """Decode a stored value into its listing metadata and the full entry;
     ``llm_strings(llm_hash)`` finds the entry's ``llm_string``."""
-    entry = codec.decode(value)
+    entry = codec.decode(value, max_bytes=max_bytes)
     info = EntryInfo(
         name=name,
         prompt=entry.prompt,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.outputs import Generation
 
 from llmcache_django.codec import CodecError, llm_record_name
-from llmcache_django.listing import EntryInfo, entry_info
+from llmcache_django.listing import EntryInfo, entry_info, is_entry_name
 from llmcache_django.stats import COUNTERS, Stats, summarize
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class CacheOperations:
     store: Store
     stats: Stats | None
     alias: str
+    max_decoded_bytes: int
 
     def clear_namespace(self) -> int | None:  # provided by LLMCache
         raise NotImplementedError
@@ -62,7 +63,7 @@ class CacheOperations:
         llm_strings = self._llm_string_finder()
         for name, value in self.store.iter_values():
             try:
-                info, _ = entry_info(name, value, llm_strings)
+                info, _ = entry_info(name, value, llm_strings, max_bytes=self.max_decoded_bytes)
             except CodecError:
                 continue  # a foreign value is never ours to show or delete
             if model is not None and info.model != model:
@@ -81,18 +82,20 @@ class CacheOperations:
 
     def get_entry(self, name: str) -> tuple[EntryInfo, list[Generation]] | None:
         """The entry with digest ``name`` and its generations, or ``None``."""
+        if not is_entry_name(name):
+            return None  # bookkeeping keys (stats, generation) and anything else are not entries
         value = self.store.get(name)
         if value is None:
             return None
         try:
-            info, entry = entry_info(name, value, self._llm_string_finder())
+            info, entry = entry_info(name, value, self._llm_string_finder(), max_bytes=self.max_decoded_bytes)
         except CodecError:
             return None
         return info, entry.generations
 
     def delete_entry(self, name: str) -> bool:
         """Delete one entry by digest; whether it existed."""
-        return self.store.delete(name)
+        return is_entry_name(name) and self.store.delete(name)
 
     def delete_entries(
         self,
@@ -125,7 +128,13 @@ class CacheOperations:
     def shared_stats(self) -> dict[str, Any]:
         """Counters across every process using this namespace (this one's flushed first)."""
         self.flush_stats()
-        return summarize(self.store.read_counters(list(COUNTERS)))
+        try:
+            return summarize(self.store.read_counters(list(COUNTERS)))
+        except Exception as exc:
+            if self.store.is_outage(exc):
+                raise
+            self.store.reset_counters(list(COUNTERS))  # not counters of ours: start them again
+            return summarize(self.store.read_counters(list(COUNTERS)))
 
     def reset_stats(self) -> None:
         """Set the shared counters, and this process's, back to zero."""
@@ -135,10 +144,19 @@ class CacheOperations:
 
     def flush_stats(self) -> None:
         """Add this process's pending counts to the shared counters now."""
-        if self.stats is not None:
-            pending = self.stats.take_pending()
-            if pending:
-                self.store.add_counters(pending)
+        if self.stats is None:
+            return
+        pending = self.stats.take_pending()
+        if not pending:
+            return
+        try:
+            self.store.add_counters(pending)
+        except Exception as exc:
+            if self.store.is_outage(exc):
+                raise
+            # Something else's value under our counters' key: they start again from these counts.
+            self.store.reset_counters(list(COUNTERS))
+            self.store.add_counters(pending)
 
     def _llm_string_finder(self) -> Callable[[str], str]:
         """``llm_hash -> llm_string`` from the store's records, each read once."""

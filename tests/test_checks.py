@@ -39,12 +39,12 @@ def test_cache_alias_must_exist_in_caches() -> None:
     assert "LLM_CACHES['default']['CACHE'] = 'llm' is not in CACHES" in message.msg
 
 
-@pytest.mark.parametrize("ttl", [-1, "3600", True, [1]])
+@pytest.mark.parametrize("ttl", [-1, "3600", True, [1], float("inf"), float("nan"), 10**20, 10**12, 10**9])
 def test_ttl_must_be_seconds_or_none(ttl: object) -> None:
     assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"TTL": ttl}}) == ["llmcache_django.E003"]
 
 
-@pytest.mark.parametrize("ttl", [0, 60, 1.5, None])
+@pytest.mark.parametrize("ttl", [0, 60, 1.5, None, 10 * 365 * 24 * 3600])
 def test_valid_ttls_pass(ttl: object) -> None:
     assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"TTL": ttl}}) == []
 
@@ -78,6 +78,29 @@ def test_a_backend_whose_library_is_missing_is_an_error(monkeypatch: pytest.Monk
     monkeypatch.setattr(checks, "_importable", lambda module: module != "pymemcache")
     memcached = {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": "127.0.0.1:11211"}
     assert check_ids(CACHES={"default": memcached}, LLM_CACHES={"default": {}}) == ["llmcache_django.E007"]
+
+
+@pytest.mark.parametrize("backend", ["django_redis.cache.RedisCache", "django.core.cache.backends.redis.RedisCache"])
+def test_a_redis_location_that_is_not_a_url_is_an_error(backend: str) -> None:
+    broken = {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:63a9/0"}
+    with override_settings(CACHES={"default": broken}, LLM_CACHES={"default": {}}):
+        (message,) = check_llm_caches()
+    assert message.id == "llmcache_django.E008"
+    assert "'redis://127.0.0.1:63a9/0' is not a Redis URL" in message.msg
+
+
+def test_a_redis_location_that_is_not_a_url_is_improperly_configured_not_a_value_error() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from llmcache_django import llm_caches
+
+    broken = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:63a9/0"}
+    message = r"LLM_CACHES\['default'\] cannot use CACHES\['default'\]"
+    with (
+        override_settings(CACHES={"default": broken}, LLM_CACHES={"default": {}}),
+        pytest.raises(ImproperlyConfigured, match=message),
+    ):
+        llm_caches["default"]
 
 
 def test_dummy_cache_warns_that_it_never_hits() -> None:

@@ -1,4 +1,4 @@
-"""Entries in any Django cache alias, through Django's cache API."""
+"""Entries in any Django cache alias but the database cache, through Django's cache API."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.cache import BaseCache as DjangoCache
-from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.locmem import LocMemCache
-from django.db import connections, router
 
 from llmcache_django.stores.generational import GenerationalStore, T
 
 
+class ForeignValueError(ValueError):
+    """A key of ours holds a value this app did not write."""
+
+
 class DjangoStore(GenerationalStore):
-    """Stores entries through ``django.core.cache.caches[alias]`` (database, locmem, file, ...).
+    """Stores entries through ``django.core.cache.caches[alias]`` (locmem, file, third-party).
 
     The alias's ``KEY_PREFIX``, ``VERSION`` and ``KEY_FUNCTION`` apply, since Django makes
     the keys. Async methods run the sync ones the way Django's own cache does
-    (``sync_to_async(thread_sensitive=True)``), which is safe for the database backend.
+    (``sync_to_async(thread_sensitive=True)``).
     """
 
     def __init__(self, cache: DjangoCache, namespace: str, alias: str = "") -> None:
@@ -48,21 +50,20 @@ class DjangoStore(GenerationalStore):
             return self.cache.incr(key, amount)
         except ValueError:  # Django's way of saying the key is missing
             return None
+        except TypeError as exc:  # a value that is not a number
+            raise ForeignValueError(f"{key!r} does not hold a counter") from exc
 
     @property
     def can_list(self) -> bool:  # type: ignore[override]
-        return isinstance(self.cache, (DatabaseCache, LocMemCache))
+        return isinstance(self.cache, LocMemCache)
 
     def _list_names(self) -> Iterator[str]:
-        """Names under our namespace, read from the database table or locmem's dict."""
+        """Names under our namespace, read from locmem's dict."""
         prefix = self.cache.make_key(f"{self.namespace}:")
-        if isinstance(self.cache, LocMemCache):
-            with self.cache._lock:  # type: ignore[attr-defined]
-                keys = list(self.cache._cache)  # type: ignore[attr-defined]
-        elif isinstance(self.cache, DatabaseCache):
-            keys = _database_keys(self.cache, prefix)
-        else:
+        if not isinstance(self.cache, LocMemCache):
             raise NotImplementedError(f"{self.describe()} cannot list its entries")
+        with self.cache._lock:  # type: ignore[attr-defined]
+            keys = list(self.cache._cache)  # type: ignore[attr-defined]
         return (key[len(prefix) :] for key in keys if key.startswith(prefix))
 
     def _delete(self, key: str) -> bool:
@@ -71,14 +72,3 @@ class DjangoStore(GenerationalStore):
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         # As Django's own cache does: safe for the database backend's connections.
         return await sync_to_async(function, thread_sensitive=True)(*args)
-
-
-def _database_keys(cache: DatabaseCache, prefix: str) -> list[str]:
-    database = router.db_for_read(cache.cache_model_class)
-    connection = connections[database]
-    table = connection.ops.quote_name(cache._table)  # type: ignore[attr-defined]
-    # "!" as the LIKE escape character: portable, unlike a backslash (MySQL).
-    pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT cache_key FROM {table} WHERE cache_key LIKE %s ESCAPE '!'", [pattern])
-        return [row[0] for row in cursor.fetchall()]

@@ -83,8 +83,7 @@ class GenerationalStore(Store):
         return self._delete(self.key(name))
 
     def clear(self) -> int | None:
-        if self._incr(self.generation_key) is None:
-            self._start_generation()
+        self._next_generation()
         self._generation = None
         if not self.can_list:
             return None
@@ -134,16 +133,31 @@ class GenerationalStore(Store):
     def add_counters(self, deltas: Mapping[str, int]) -> None:
         for counter, amount in deltas.items():
             key = self.key(COUNTER_PREFIX + counter)
-            if self._incr(key, amount) is None and not self._add(key, str(amount).encode()):
+            if self._ours(self._incr, key, amount) is None and not self._add(key, str(amount).encode()):
                 self._incr(key, amount)  # another process created it first
 
     def read_counters(self, names: list[str]) -> dict[str, int]:
         found = self._get_many([self.key(COUNTER_PREFIX + name) for name in names])
-        return {name: int(found.get(self.key(COUNTER_PREFIX + name), 0)) for name in names}
+        return {name: _as_count(found.get(self.key(COUNTER_PREFIX + name))) for name in names}
 
     def reset_counters(self, names: list[str]) -> None:
         for name in names:
             self._delete(self.key(COUNTER_PREFIX + name))
+
+    def _next_generation(self) -> None:
+        if self._ours(self._incr, self.generation_key) is None:
+            self._start_generation()
+
+    def _ours(self, function: Callable[..., T], key: str, *args: Any) -> T | None:
+        """``function(key, *args)``; a foreign value under our bookkeeping ``key`` (another
+        program's, a corrupt row) is deleted and reads as missing, never as an outage."""
+        try:
+            return function(key, *args)
+        except Exception as exc:
+            if self.is_outage(exc):
+                raise
+        self._delete(key)
+        return None
 
     def _current_generation(self) -> bytes:
         found = self._get_many([self.generation_key]).get(self.generation_key)
@@ -168,6 +182,13 @@ def _untag(stored: bytes | str | None, generation: bytes | None) -> bytes | None
         return None
     tag, _, value = _as_bytes(stored).partition(b":")
     return value if tag == generation else None
+
+
+def _as_count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0  # not a counter of ours: it reads as zero, and the next flush replaces it
 
 
 def _as_bytes(value: bytes | str | int) -> bytes:

@@ -17,6 +17,8 @@ from llmcache_django.stores.metadump import dump_keys
 
 #: memcached reads an expiry above 30 days as an absolute Unix time.
 RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
+#: memcached reads exptime as a signed 32-bit number.
+MAX_EXPTIME = 2**31 - 1
 #: How long the server's clock offset, measured for absolute expiry times, is trusted.
 CLOCK_CHECK_SECONDS = 600.0
 
@@ -106,7 +108,7 @@ def expire_time(ttl: float | None, server_now: float) -> int:
         return 0
     seconds = max(1, math.ceil(ttl))
     if seconds > RELATIVE_EXPIRY_LIMIT:
-        return int(server_now) + seconds
+        return min(int(server_now) + seconds, MAX_EXPTIME)
     return seconds
 
 

@@ -10,6 +10,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from llmcache_django.listing import is_entry_name
+from llmcache_django.stats import COUNTERS
 from llmcache_django.stores.base import Store
 
 if TYPE_CHECKING:
@@ -147,10 +148,13 @@ class RedisStore(Store):
 
     def read_counters(self, names: list[str]) -> dict[str, int]:
         values = self.client.hmget(self.counters_key, names)
-        return {name: int(value or 0) for name, value in zip(names, values, strict=True)}  # type: ignore[arg-type]
+        return {name: _as_count(value) for name, value in zip(names, values, strict=True)}  # type: ignore[arg-type]
 
     def reset_counters(self, names: list[str]) -> None:
-        self.client.hdel(self.counters_key, *names)
+        if set(names) >= set(COUNTERS):
+            self.client.unlink(self.counters_key)  # the hash holds nothing else (and may not be a hash)
+        else:
+            self.client.hdel(self.counters_key, *names)
 
     def _entry_keys(self, keys: Iterable[bytes | str]) -> Iterator[bytes | str]:
         start = len(self.prefix)
@@ -198,6 +202,13 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+def _as_count(value: bytes | str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0  # not a counter of ours: it reads as zero, and the next flush replaces it
 
 
 def _text(key: bytes | str) -> str:

@@ -1,0 +1,168 @@
+"""Entries in a Django database cache table, as our own bytes: nothing read is unpickled.
+
+Django's ``DatabaseCache`` pickles every value it stores and unpickles every value it reads,
+so a row planted in its table runs code in whatever process reads it. This store reads and
+writes the same table (same keys, expiry column and culling) with base64 of our own bytes, so
+the LLM cache's read path never unpickles, and a row written any other way is a miss.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache.backends.db import DatabaseCache
+from django.db import IntegrityError, InterfaceError, OperationalError, connections, router, transaction
+
+from llmcache_django.stores.generational import GenerationalStore, T
+
+#: Attempts at an atomic compare-and-set increment before giving up on this flush.
+INCR_ATTEMPTS = 10
+
+
+class ForeignRowError(ValueError):
+    """A row under one of our keys holds a value this app did not write."""
+
+
+class DatabaseStore(GenerationalStore):
+    """Stores entries in the table of a ``DatabaseCache`` alias, bypassing its pickling.
+
+    Keys go through the alias's ``make_key`` (``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``),
+    expiry uses the table's ``expires`` column and the alias's ``MAX_ENTRIES`` culling applies,
+    exactly as for Django's own writes. Counters are incremented with a compare-and-set, so
+    processes flushing stats at once never lose counts.
+    """
+
+    can_list = True
+    outage_errors = (*GenerationalStore.outage_errors, OperationalError, InterfaceError)
+
+    def __init__(self, cache: DatabaseCache, namespace: str, alias: str = "") -> None:
+        super().__init__()
+        self.cache = cache
+        self.namespace = namespace
+        self.alias = alias
+
+    def describe(self) -> str:
+        return f"database cache {self.alias!r} (table {self.cache._table!r}, no pickling)"  # type: ignore[attr-defined]
+
+    def key(self, name: str) -> str:
+        return f"{self.namespace}:{name}"
+
+    def _get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        db_keys = {self.cache.make_and_validate_key(key): key for key in keys}
+        rows = self._query(
+            "SELECT cache_key, value FROM {table} WHERE cache_key IN ({params}) AND expires > %s",
+            [*db_keys, _adapt(_now(), self._connection(write=False))],
+            params=len(db_keys),
+        )
+        found = {}
+        for db_key, text in rows:
+            try:
+                found[db_keys[db_key]] = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError, TypeError):
+                continue  # not ours (Django's own pickles are base64 too, but never have our tag)
+        return found
+
+    def _set(self, key: str, value: bytes, ttl: float | None) -> None:
+        db_key, text = self.cache.make_and_validate_key(key), base64.b64encode(value).decode("ascii")
+        connection = self._connection(write=True)
+        expires = _adapt(_expiry(ttl), connection)
+        update = self._sql(connection, "UPDATE {table} SET value = %s, expires = %s WHERE cache_key = %s")
+        insert = self._sql(connection, "INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s)")
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            self._cull(connection, cursor)
+            cursor.execute(update, [text, expires, db_key])
+            if cursor.rowcount == 0:
+                cursor.execute(insert, [db_key, text, expires])
+
+    def _add(self, key: str, value: bytes) -> bool:
+        db_key, text = self.cache.make_and_validate_key(key), base64.b64encode(value).decode("ascii")
+        connection = self._connection(write=True)
+        now, never = _adapt(_now(), connection), _adapt(datetime.max, connection)
+        delete_expired = self._sql(connection, "DELETE FROM {table} WHERE cache_key = %s AND expires <= %s")
+        insert = self._sql(connection, "INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s)")
+        try:
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+                cursor.execute(delete_expired, [db_key, now])
+                cursor.execute(insert, [db_key, text, never])
+        except IntegrityError:
+            return False
+        return True
+
+    def _incr(self, key: str, amount: int = 1) -> int | None:
+        db_key = self.cache.make_and_validate_key(key)
+        for _ in range(INCR_ATTEMPTS):
+            current = self._get_many([key]).get(key)
+            if current is None:
+                return None
+            try:
+                number = int(current)
+            except ValueError as exc:
+                raise ForeignRowError(f"{key!r} does not hold a counter") from exc
+            old, new = base64.b64encode(current).decode("ascii"), number + amount
+            text = base64.b64encode(str(new).encode()).decode("ascii")
+            if self._execute("UPDATE {table} SET value = %s WHERE cache_key = %s AND value = %s", [text, db_key, old]):
+                return new
+        raise OperationalError(f"{key!r}: {INCR_ATTEMPTS} concurrent updates in a row; giving up this increment")
+
+    def _delete(self, key: str) -> bool:
+        return bool(self._execute("DELETE FROM {table} WHERE cache_key = %s", [self.cache.make_and_validate_key(key)]))
+
+    def _list_names(self) -> Iterator[str]:
+        prefix = self.cache.make_key(f"{self.namespace}:")
+        # "!" as the LIKE escape character: portable, unlike a backslash (MySQL).
+        pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        rows = self._query("SELECT cache_key FROM {table} WHERE cache_key LIKE %s ESCAPE '!'", [pattern])
+        return (row[0][len(prefix) :] for row in rows)
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        # As Django's own cache does: safe for the database backend's connections.
+        return await sync_to_async(function, thread_sensitive=True)(*args)
+
+    def _cull(self, connection: Any, cursor: Any) -> None:
+        # The alias's MAX_ENTRIES / CULL_FREQUENCY apply to our rows as to Django's.
+        cursor.execute(self._sql(connection, "SELECT COUNT(*) FROM {table}"))
+        count = cursor.fetchone()[0]
+        if count > self.cache._max_entries:  # type: ignore[attr-defined]
+            self.cache._cull(connection.alias, cursor, _now(), count)  # type: ignore[attr-defined]
+
+    def _connection(self, *, write: bool) -> Any:
+        route = router.db_for_write if write else router.db_for_read
+        return connections[route(self.cache.cache_model_class)]  # type: ignore[attr-defined]
+
+    def _sql(self, connection: Any, template: str, params: int = 0) -> str:
+        table = connection.ops.quote_name(self.cache._table)  # type: ignore[attr-defined]
+        return template.format(table=table, params=", ".join(["%s"] * params))
+
+    def _query(self, template: str, values: Sequence[Any], params: int = 0) -> list[tuple[Any, ...]]:
+        connection = self._connection(write=False)
+        with connection.cursor() as cursor:
+            cursor.execute(self._sql(connection, template, params), values)
+            return list(cursor.fetchall())
+
+    def _execute(self, template: str, values: Sequence[Any]) -> int:
+        connection = self._connection(write=True)
+        with connection.cursor() as cursor:
+            cursor.execute(self._sql(connection, template), values)
+            return int(cursor.rowcount)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc if settings.USE_TZ else None).replace(microsecond=0)
+
+
+def _expiry(ttl: float | None) -> datetime:
+    if ttl is None:
+        return datetime.max
+    return datetime.fromtimestamp(_now().timestamp() + ttl, tz=timezone.utc if settings.USE_TZ else None).replace(
+        microsecond=0
+    )
+
+
+def _adapt(moment: datetime, connection: Any) -> Any:
+    return connection.ops.adapt_datetimefield_value(moment)
