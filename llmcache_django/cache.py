@@ -20,7 +20,7 @@ from llmcache_django.listing import model_of
 from llmcache_django.operations import CacheOperations
 from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
 from llmcache_django.stats import Stats
-from llmcache_django.stores.base import Store
+from llmcache_django.stores.base import ServerPausedError, Store
 
 T = TypeVar("T")
 logger = logging.getLogger("llmcache_django")
@@ -77,7 +77,6 @@ class LLMCache(CacheOperations, BaseCache):
         self.errors = ErrorReporter(alias or type(self).__name__)
         self._pending_misses: dict[str, float] = {}
         self._llm_records: dict[str, tuple[str, str, float]] = {}  # llm_string -> (hash, model, written at)
-        self._server_down_until = 0.0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r} {self.store.describe()}>"
@@ -258,7 +257,7 @@ class LLMCache(CacheOperations, BaseCache):
 
     def _cleared(self, count: int | None) -> None:
         self._pending_misses.clear()
-        self._server_down_until = 0.0
+        self.store.paused_until = 0.0
         logger.info("LLM cache %r cleared (%s entries)", self.alias, "unknown" if count is None else count)
 
     def _count(self, counter: str) -> None:
@@ -266,6 +265,8 @@ class LLMCache(CacheOperations, BaseCache):
             self.stats.add(counter)
 
     def _flush_stats_quietly(self) -> None:
+        if self._paused():
+            return  # the counts stay pending until the server is back
         try:
             self.flush_stats()
         except Exception as exc:
@@ -273,6 +274,8 @@ class LLMCache(CacheOperations, BaseCache):
 
     async def _aflush_stats_quietly(self) -> None:
         assert self.stats is not None
+        if self._paused():
+            return
         pending = self.stats.take_pending()
         try:
             if pending:
@@ -297,16 +300,22 @@ class LLMCache(CacheOperations, BaseCache):
                 raise
         return await function(*args)
 
+    def _paused(self) -> bool:
+        return bool(self.store.paused_until) and time.monotonic() < self.store.paused_until
+
     def _server_down(self) -> bool:
-        if self._server_down_until and time.monotonic() < self._server_down_until:
+        if self._paused():
             self._count("skipped")
             return True
         return False
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         """Log and count a failed server call; only an unreachable server pauses the cache."""
+        if isinstance(exc, ServerPausedError):
+            self._count("skipped")  # queued before the outage began, dropped since
+            return
         if self.store.is_outage(exc):
-            self._server_down_until = time.monotonic() + self.outage_backoff
+            self.store.paused_until = time.monotonic() + self.outage_backoff
         self._fail(operation, exc)
 
     def _report_receiver_errors(self, responses: list[tuple[Any, Any]]) -> None:

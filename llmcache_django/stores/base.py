@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 
@@ -11,6 +12,10 @@ DEFAULT_SERVER_TIMEOUT = 2.0
 #: Largest stored entry by default: memcached's default item size less room for the key and
 #: the item header. No LLM answer comes near it; a larger value under our key is not ours.
 DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024 - 1024
+
+
+class ServerPausedError(RuntimeError):
+    """The cache is leaving an unreachable server alone; the call was not made."""
 
 
 class Store(ABC):
@@ -33,6 +38,15 @@ class Store(ABC):
     outage_errors: tuple[type[BaseException], ...] = (OSError, EOFError)
     #: Exceptions that mean a pooled connection was dropped by the server: worth one retry.
     stale_errors: tuple[type[BaseException], ...] = (ConnectionResetError, BrokenPipeError, EOFError)
+
+    #: Until this ``time.monotonic()``, calls queued for a worker thread are dropped: the
+    #: cache set it when the server became unreachable, so they do not each wait on it.
+    paused_until: float = 0.0
+
+    def check_not_paused(self) -> None:
+        """Raise :class:`ServerPausedError` while the cache is leaving the server alone."""
+        if self.paused_until and time.monotonic() < self.paused_until:
+            raise ServerPausedError(f"{self.describe()} is unreachable; not asked for a while")
 
     def is_outage(self, exc: BaseException) -> bool:
         """Whether ``exc`` means the server is unreachable, rather than one key being bad."""

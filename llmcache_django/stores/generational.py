@@ -101,10 +101,10 @@ class GenerationalStore(Store):
         return None if found is None else _as_bytes(found)
 
     async def aget(self, name: str) -> bytes | None:
-        return await self._in_thread(self.get, name)
+        return await self._in_thread(self._unless_paused, self.get, name)
 
     async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
-        await self._in_thread(self.set, name, value, ttl)
+        await self._in_thread(self._unless_paused, self.set, name, value, ttl)
 
     async def adelete(self, name: str) -> bool:
         return await self._in_thread(self.delete, name)
@@ -113,10 +113,16 @@ class GenerationalStore(Store):
         return await self._in_thread(self.clear)
 
     async def aset_record(self, name: str, value: bytes) -> None:
-        await self._in_thread(self.set_record, name, value)
+        await self._in_thread(self._unless_paused, self.set_record, name, value)
 
     async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
-        await self._in_thread(self.add_counters, deltas)
+        await self._in_thread(self._unless_paused, self.add_counters, deltas)
+
+    def _unless_paused(self, function: Callable[..., T], *args: Any) -> T:
+        # Checked when a worker thread picks the call up: calls queued behind a server that
+        # just went away are dropped instead of each waiting for their timeout.
+        self.check_not_paused()
+        return function(*args)
 
     def iter_values(self) -> Iterator[tuple[str, bytes]]:
         names = (name for name in self._list_names() if is_entry_name(name))
