@@ -14,6 +14,7 @@ from langchain_core.outputs import Generation
 
 from llmcache_django import codec
 from llmcache_django.conf import ttl_problem
+from llmcache_django.exit_flush import flush_at_exit
 from llmcache_django.failopen import ErrorReporter
 from llmcache_django.keys import entry_digest
 from llmcache_django.listing import model_of
@@ -74,6 +75,8 @@ class LLMCache(CacheOperations, BaseCache):
         #: The most a stored value may inflate to; larger entries are neither written nor read.
         self.max_decoded_bytes = codec.DECODED_PER_STORED * self.max_entry_bytes
         self.stats: Stats | None = Stats() if stats else None
+        if self.stats is not None:
+            flush_at_exit(self)
         self.errors = ErrorReporter(alias or type(self).__name__)
         self._pending_misses: dict[str, float] = {}
         self._llm_records: dict[str, tuple[str, str, float]] = {}  # llm_string -> (hash, model, written at)

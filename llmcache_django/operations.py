@@ -74,6 +74,14 @@ class CacheOperations:
                 continue
             yield info
 
+    def model_summary(self) -> dict[str, tuple[int, int]]:
+        """``model -> (entries, stored bytes)`` for every model with entries, largest first."""
+        summary: dict[str, tuple[int, int]] = {}
+        for info in self.entries():
+            count, size = summary.get(info.model, (0, 0))
+            summary[info.model] = (count + 1, size + info.size)
+        return dict(sorted(summary.items(), key=lambda item: (-item[1][0], item[0])))
+
     def count_entries(self, *, model: str | None = None, older_than: float | None = None) -> int | None:
         """How many entries match, or ``None`` where the backend cannot list them."""
         if not self.can_list:

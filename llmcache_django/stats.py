@@ -18,6 +18,9 @@ COUNTERS = ("hits", "misses", "writes", "errors", "skipped", "bytes_served", "to
 #: A token count above this in stored usage data is not a real one (and is not added).
 MAX_TOKENS = 2**40
 FLUSH_SECONDS = 1.0
+#: Pending lookups and writes that make a flush due before FLUSH_SECONDS have passed, so a
+#: busy process shares its counts in small, steady steps.
+FLUSH_COUNT = 1000
 
 
 class Stats:
@@ -28,12 +31,14 @@ class Stats:
         self._totals = dict.fromkeys(COUNTERS, 0)
         self._flushed = dict.fromkeys(COUNTERS, 0)  # the part of the totals already shared
         self._last_flush = time.monotonic()
+        self._unflushed = 0  # lookups and writes since the last flush
 
     def hit(self, nbytes: int, generations: list[Generation], duration: float | None) -> None:
         """Count a hit of ``nbytes`` that spared a model call of ``duration`` seconds."""
         tokens = tokens_of(generations)
         totals = self._totals
         with self._lock:
+            self._unflushed += 1
             totals["hits"] += 1
             totals["bytes_served"] += nbytes
             totals["tokens_saved"] += tokens
@@ -43,6 +48,7 @@ class Stats:
     def add(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to the counter ``name`` (``misses``, ``writes``, ``errors``, ``skipped``)."""
         with self._lock:
+            self._unflushed += 1
             self._totals[name] += amount
 
     def __getattr__(self, name: str) -> int:
@@ -51,8 +57,13 @@ class Stats:
         raise AttributeError(name)
 
     def flush_due(self) -> bool:
-        """Whether pending counts are old enough to be added to the shared counters."""
-        return time.monotonic() - self._last_flush >= FLUSH_SECONDS
+        """Whether pending counts are old or many enough to be added to the shared counters."""
+        return self._unflushed >= FLUSH_COUNT or time.monotonic() - self._last_flush >= FLUSH_SECONDS
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether some counts are not yet in the shared counters."""
+        return self._totals != self._flushed
 
     def take_pending(self) -> dict[str, int]:
         """Return, and mark as shared, the counts not yet added to the shared counters."""
@@ -60,6 +71,7 @@ class Stats:
             pending = {name: total - self._flushed[name] for name, total in self._totals.items()}
             self._flushed = dict(self._totals)
             self._last_flush = time.monotonic()
+            self._unflushed = 0
         return {name: amount for name, amount in pending.items() if amount}
 
     def snapshot(self) -> dict[str, Any]:
@@ -72,6 +84,7 @@ class Stats:
         with self._lock:
             self._totals = dict.fromkeys(COUNTERS, 0)
             self._flushed = dict.fromkeys(COUNTERS, 0)
+            self._unflushed = 0
 
 
 def summarize(counters: dict[str, int]) -> dict[str, Any]:

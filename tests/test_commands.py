@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from io import StringIO
 from typing import Any
@@ -162,10 +164,8 @@ def test_interactive_confirmation_shows_what_goes_and_can_cancel(
     filled: LLMCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prompts: list[str] = []
-    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or "no")
-    with pytest.raises(CommandError, match=r"Cancelled; nothing was deleted\."):
-        output = run("clear_llm_cache", "--model", "gpt-4o")
+    assert run("clear_llm_cache", "--model", "gpt-4o").splitlines()[-1] == "Cancelled; nothing was deleted."
     assert filled.count_entries() == 3
     monkeypatch.setattr("builtins.input", lambda prompt: "yes")
     output = run("clear_llm_cache", "--model", "gpt-4o")
@@ -176,12 +176,79 @@ def test_interactive_confirmation_shows_what_goes_and_can_cancel(
     assert prompts == ["Type 'yes' to continue, or anything else to cancel: "]
 
 
+def shell(*args: str, stdin: str | None) -> subprocess.CompletedProcess[str]:
+    """``manage.py`` from a shell with ``stdin`` piped in (``None``: no standard input at all)."""
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args, "--settings", "tests.shell_settings"],
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def database_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database (and cache table) in a file, for ``manage.py`` run from a shell."""
+    monkeypatch.setenv("LLMCACHE_TEST_DB", str(tmp_path / "cache.sqlite3"))
+    assert shell("createcachetable", stdin=None).returncode == 0
+
+
+@pytest.mark.usefixtures("database_file")
+@pytest.mark.parametrize(("answer", "cleared"), [("no\n", False), ("yes\n", True)])
+def test_a_piped_answer_is_read_like_a_typed_one(answer: str, cleared: bool) -> None:
+    assert shell("shell", "-c", FILL_ONE, stdin=None).returncode == 0
+    result = shell("clear_llm_cache", stdin=answer)
+    assert result.returncode == 0, result.stderr
+    assert ("Cleared 1 entry" in result.stdout) is cleared
+    assert ("Cancelled; nothing was deleted." in result.stdout) is not cleared
+
+
+@pytest.mark.usefixtures("database_file")
+def test_no_standard_input_and_no_noinput_deletes_nothing_and_fails() -> None:
+    result = shell("clear_llm_cache", stdin=None)
+    assert result.returncode == 1
+    assert "No answer on standard input, so nothing was deleted; pass --noinput" in result.stderr
+
+
+FILL_ONE = (
+    "from llmcache_django import llm_caches; from langchain_core.outputs import Generation; "
+    "llm_caches['default'].update('p', 'model=x', [Generation(text='x')])"
+)
+
+
+def test_an_unknown_alias_with_all_is_still_an_error(filled: LLMCache) -> None:
+    with pytest.raises(CommandError, match="Unknown LLM cache alias 'nosuch'"):
+        run("clear_llm_cache", "nosuch", "--all", "--noinput")
+    assert filled.count_entries() == 3
+
+
+def test_an_unknown_model_names_the_models_there(filled: LLMCache) -> None:
+    with pytest.raises(
+        CommandError, match=r"has no entries of model 'nope'; its models: 'gpt-4o' \(2\), 'claude-3' \(1\)"
+    ):
+        run("clear_llm_cache", "--noinput", "--model", "nope")
+    assert filled.count_entries() == 3
+
+
+def test_a_model_named_as_its_class_finds_its_stored_name(make_llm_cache: Callable[..., LLMCache]) -> None:
+    from langchain_core.language_models import FakeListChatModel
+
+    cache = make_llm_cache("alias-locmem")
+    FakeListChatModel(responses=["x"], cache=cache).invoke("hello")
+    assert run("clear_llm_cache", "--noinput", "--model", "FakeListChatModel") == (
+        "Cleared 1 entry from LLM cache 'default'.\n"
+    )
+
+
 def test_stats_command_prints_shared_counters(filled: LLMCache) -> None:
     filled.reset_stats()
     filled.lookup("Write a haiku", CLAUDE)
     filled.lookup("nothing", CLAUDE)
     assert run("llm_cache_stats") == (
-        "default: 1 hits, 1 misses (50.0% hit ratio), 0 writes, 0 errors; saved 0 tokens and 0.0s of model time\n"
+        "default: 1 hit, 1 miss, 0 writes, 0 errors (50.0% hit ratio); saved 0 tokens and 0.0s of model time\n"
     )
     report = json.loads(run("llm_cache_stats", "--json", "--reset"))
     assert report["default"]["hits"] == 1

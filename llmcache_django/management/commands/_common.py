@@ -25,16 +25,33 @@ def add_alias_arguments(parser: CommandParser) -> None:
 def selected_caches(aliases: list[str], every: bool) -> list[LLMCache]:
     """The caches named on the command line; an unknown alias is a CommandError."""
     known = configured_aliases()
-    chosen = known if every else (aliases or ["default"])
-    unknown = [alias for alias in chosen if alias not in known]
+    unknown = [alias for alias in (aliases or ["default"]) if alias not in known]
     if unknown:
         raise CommandError(
             f"Unknown LLM cache alias {', '.join(map(repr, unknown))}; LLM_CACHES defines {', '.join(map(repr, known)) or 'none'}."
         )
+    chosen = known if every else (aliases or ["default"])
     try:
         return [llm_caches[alias] for alias in chosen]
     except ImproperlyConfigured as exc:
         raise CommandError(str(exc)) from exc
+
+
+def resolve_model(cache: LLMCache, model: str) -> str:
+    """The stored model name ``model`` means in ``cache`` (``FakeListChatModel`` finds
+    ``fake-list-chat-model``); a CommandError naming the models there if none matches."""
+    models = cache.model_summary()
+    if model in models:
+        return model
+    matches = [name for name in models if _comparable(name) == _comparable(model)]
+    if len(matches) == 1:
+        return matches[0]
+    listed = ", ".join(f"{name!r} ({count})" for name, (count, _) in models.items()) or "none (it is empty)"
+    raise CommandError(f"LLM cache {cache.alias!r} has no entries of model {model!r}; its models: {listed}.")
+
+
+def _comparable(model: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", model.lower())
 
 
 def parse_age(text: str) -> float:

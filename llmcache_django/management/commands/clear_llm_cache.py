@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -13,6 +12,7 @@ from llmcache_django.management.commands._common import (
     add_alias_arguments,
     parse_age,
     progress_printer,
+    resolve_model,
     selected_caches,
     server_errors,
 )
@@ -36,27 +36,40 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: str, **options: Any) -> None:
-        caches = selected_caches(options["aliases"], options["all"])
-        filters = {
-            "model": options["model"],
-            "older_than": parse_age(options["older_than"]) if options["older_than"] else None,
-        }
-        if options["interactive"] and not options["dry_run"] and sys.stdin.isatty():
-            self._confirm(caches, filters)
-        results = [self._clear(cache, filters, options) for cache in caches]
+        older_than = parse_age(options["older_than"]) if options["older_than"] else None
+        plans = [(cache, self._filters(cache, options["model"], older_than)) for cache in self._caches(options)]
+        if options["interactive"] and not options["dry_run"] and not self._confirmed(plans):
+            self.stdout.write("Cancelled; nothing was deleted.")
+            return
+        results = [self._clear(cache, filters, options) for cache, filters in plans]
         if options["json"]:
             self.stdout.write(json.dumps(results, indent=2))
 
-    def _confirm(self, caches: list[LLMCache], filters: dict[str, Any]) -> None:
-        for cache in caches:
+    def _caches(self, options: dict[str, Any]) -> list[LLMCache]:
+        return selected_caches(options["aliases"], options["all"])
+
+    def _filters(self, cache: LLMCache, model: str | None, older_than: float | None) -> dict[str, Any]:
+        if model and cache.can_list:
+            with server_errors(cache, "listing models"):
+                model = resolve_model(cache, model)
+        return {"model": model, "older_than": older_than}
+
+    def _confirmed(self, plans: list[tuple[LLMCache, dict[str, Any]]]) -> bool:
+        """Say what will go and read the answer, from a terminal or a pipe (as ``flush`` does)."""
+        for cache, filters in plans:
             with server_errors(cache, "counting entries"):
                 count = cache.delete_entries(**filters, dry_run=True)
             what = "all entries (this backend cannot count them)" if count is None else f"{count} entries"
             self.stdout.write(
                 f"This will delete {what}{_describe(filters)} from LLM cache {cache.alias!r} on {cache.store.describe()}."
             )
-        if input("Type 'yes' to continue, or anything else to cancel: ").strip().lower() != "yes":
-            raise CommandError("Cancelled; nothing was deleted.")
+        try:
+            answer = input("Type 'yes' to continue, or anything else to cancel: ")
+        except EOFError as exc:
+            raise CommandError(
+                "No answer on standard input, so nothing was deleted; pass --noinput to clear without asking."
+            ) from exc
+        return answer.strip().lower() == "yes"
 
     def _clear(self, cache: LLMCache, filters: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         verbosity, dry_run = options["verbosity"], options["dry_run"]

@@ -33,7 +33,25 @@ class Command(BaseCommand):
 
 def _line(alias: str, stats: dict[str, Any]) -> str:
     ratio = "n/a" if stats["hit_ratio"] is None else f"{stats['hit_ratio']:.1%}"
-    return (
-        f"{alias}: {stats['hits']} hits, {stats['misses']} misses ({ratio} hit ratio), {stats['writes']} writes, "
-        f"{stats['errors']} errors; saved {stats['tokens_saved']} tokens and {stats['seconds_saved']:.1f}s of model time"
+    counts = ", ".join(
+        _counted(stats[name], *forms)
+        for name, forms in COUNTED.items()
+        if name in stats and (stats[name] or name in SHOWN)
     )
+    return f"{alias}: {counts} ({ratio} hit ratio); saved {stats['tokens_saved']} tokens and {stats['seconds_saved']:.1f}s of model time"
+
+
+#: counter -> (singular, plural), in the order printed; those in SHOWN are printed even at 0.
+COUNTED = {
+    "hits": ("hit", "hits"),
+    "misses": ("miss", "misses"),
+    "coalesced": ("coalesced call", "coalesced calls"),
+    "writes": ("write", "writes"),
+    "errors": ("error", "errors"),
+    "skipped": ("skipped call", "skipped calls"),
+}
+SHOWN = frozenset({"hits", "misses", "writes", "errors"})
+
+
+def _counted(count: int, singular: str, plural: str) -> str:
+    return f"{count} {singular if count == 1 else plural}"
