@@ -1,4 +1,4 @@
-"""Replaying a cached answer as a stream, and the hit marker a ``cached(...)`` model adds.
+"""A stream through the cache: a hit replayed as chunks, a miss recorded, and the hit marker.
 
 The marker (``response_metadata["llm_cache"]``) is added to what the caller receives only:
 :class:`HitMarkingCache` forwards every write to the LLM cache unchanged and marks copies
@@ -7,23 +7,31 @@ of what a lookup returns, so entries and plain ``BaseCache.lookup`` results neve
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation, GenerationChunk
 
 from llmcache_django.cache import LLMCache
 
+#: The chunks the next ``_stream``/``_astream`` call of a cached model replays instead of
+#: asking the model; set only for the one step of ``stream()`` that makes that call.
+_replay: ContextVar[list[list[Any]] | None] = ContextVar("llmcache_django_replay", default=None)
 #: The ``response_metadata`` key of the hit marker.
 MARKER_KEY = "llm_cache"
 #: A replayed answer comes in pieces of about this many characters (~8 tokens), cut after
 #: whitespace where there is some: small enough to render as a stream, few enough chunks
 #: (and callbacks) that a long answer replays in milliseconds.
 REPLAY_CHUNK_CHARS = 32
+logger = logging.getLogger("llmcache_django")
 _PIECE = re.compile(rf".{{1,{REPLAY_CHUNK_CHARS}}}(?:\s+|$)|.{{{REPLAY_CHUNK_CHARS}}}", re.DOTALL)
 
 
@@ -163,3 +171,93 @@ def _marked_generation(generation: Generation, marker: dict[str, Any]) -> ChatGe
 def _unmarked(message: BaseMessage) -> BaseMessage:
     metadata = {key: value for key, value in message.response_metadata.items() if key != MARKER_KEY}
     return message.model_copy(update={"response_metadata": metadata})
+
+
+@contextmanager
+def _replaying(chunks: list[Any]) -> Iterator[None]:
+    token = _replay.set([chunks])
+    try:
+        yield
+    finally:
+        _replay.reset(token)
+
+
+def take_replay() -> list[Any] | None:
+    holder = _replay.get()
+    return holder.pop() if holder else None
+
+
+def replayed(live: Iterator[Any], chunks: list[Any]) -> Iterator[Any]:
+    # The model's own stream() starts the run and calls _stream() within its first step.
+    with _replaying(chunks):
+        first = next(live)
+    yield first
+    yield from live
+
+
+async def areplayed(live: AsyncIterator[Any], chunks: list[Any]) -> AsyncIterator[Any]:
+    with _replaying(chunks):
+        first = await live.__anext__()
+    yield first
+    async for chunk in live:
+        yield chunk
+
+
+def recorded(
+    live: Iterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str
+) -> Iterator[AIMessageChunk]:
+    """``live``'s chunks; once it completed, the answer is stored and the last chunk,
+    held back until then, carries the miss marker."""
+    chunks: list[AIMessageChunk] = []
+    for chunk in live:
+        if chunks and chunks[-1].chunk_position == "last":
+            yield chunks[-1]
+        chunks.append(chunk)
+        if chunk.chunk_position != "last":
+            yield chunk
+    if chunks:
+        store(marking, prompt, llm_string, _chat_generations(chunks))
+        yield _final_chunk(chunks, marking.miss_marker())
+
+
+async def arecorded(
+    live: AsyncIterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str
+) -> AsyncIterator[AIMessageChunk]:
+    chunks: list[AIMessageChunk] = []
+    async for chunk in live:
+        if chunks and chunks[-1].chunk_position == "last":
+            yield chunks[-1]
+        chunks.append(chunk)
+        if chunk.chunk_position != "last":
+            yield chunk
+    if chunks:
+        await astore(marking, prompt, llm_string, _chat_generations(chunks))
+        yield _final_chunk(chunks, marking.miss_marker())
+
+
+def _chat_generations(chunks: list[AIMessageChunk]) -> list[Generation] | None:
+    """The generations ``invoke()`` would have stored for this streamed answer."""
+    try:
+        result = generate_from_stream(ChatGenerationChunk(message=chunk) for chunk in chunks)
+    except Exception as exc:  # an answer that cannot be aggregated is not cached; the stream goes on
+        logger.warning("LLM cache: could not record a streamed answer: %s: %s", type(exc).__name__, exc)
+        return None
+    return list(result.generations)
+
+
+def _final_chunk(chunks: list[AIMessageChunk], marker: dict[str, Any]) -> AIMessageChunk:
+    last = chunks[-1]
+    if last.chunk_position == "last":
+        return with_marker(last, marker)  # type: ignore[no-any-return]
+    empty: Any = "" if isinstance(last.content, str) else []
+    return AIMessageChunk(content=empty, id=last.id, response_metadata={MARKER_KEY: marker})
+
+
+def store(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:
+    if generations is not None:
+        marking.update(prompt, llm_string, generations)  # fail-open: LLMCache.update never raises
+
+
+async def astore(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:
+    if generations is not None:
+        await marking.aupdate(prompt, llm_string, generations)

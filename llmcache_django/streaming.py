@@ -10,40 +10,38 @@ abandoned stores nothing, and the cache never breaks the stream (it is fail-open
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
-from langchain_core.language_models.chat_models import BaseChatModel, generate_from_stream
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.llms import aget_prompts, get_prompts
 from langchain_core.load import dumps
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
 
 from llmcache_django.cache import LLMCache
 from llmcache_django.handler import DefaultLLMCache
 from llmcache_django.replay import (
-    MARKER_KEY,
     HitMarkingCache,
     aiterate,
+    arecorded,
+    areplayed,
+    astore,
     message_chunks,
+    recorded,
+    replayed,
+    store,
+    take_replay,
     text_chunks,
-    with_marker,
     without_markers,
 )
 
-logger = logging.getLogger("llmcache_django")
 ModelT = TypeVar("ModelT", bound=BaseLanguageModel[Any])
 #: Keyword arguments that ``generate()`` and ``stream()`` take off before the model (and
 #: the cache key) sees the rest.
 TRACING_KWARGS = ("ls_structured_output_format", "structured_output_format")
-#: The chunks the next ``_stream``/``_astream`` call of a cached model replays instead of
-#: asking the model; set only for the one step of ``stream()`` that makes that call.
-_replay: ContextVar[list[list[Any]] | None] = ContextVar("llmcache_django_replay", default=None)
 
 #: model class -> its cached_class(); built once per class (pydantic builds a schema).
 _subclasses: dict[type[Any], type[Any]] = {}
@@ -125,7 +123,7 @@ class ReplaysSync:
     """``_stream`` yields the replayed chunks when ``stream()`` replays a hit."""
 
     def _stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        chunks = _take_replay()
+        chunks = take_replay()
         return iter(chunks) if chunks is not None else super()._stream(*args, **kwargs)  # type: ignore[misc]
 
 
@@ -133,7 +131,7 @@ class ReplaysAsync:
     """``_astream`` yields the replayed chunks when ``astream()`` replays a hit."""
 
     def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        chunks = _take_replay()
+        chunks = take_replay()
         return aiterate(chunks) if chunks is not None else super()._astream(*args, **kwargs)  # type: ignore[misc]
 
 
@@ -150,9 +148,9 @@ class ChatStreamCache(_ChatBase):
         hit = marking.lookup(prompt, llm_string)
         live = super().stream(messages, config, stop=stop, **kwargs)
         if hit:
-            yield from _replayed(live, self._replay_chunks(list(hit)))
+            yield from replayed(live, self._replay_chunks(list(hit)))
             return
-        yield from _recorded(live, marking, prompt, llm_string)
+        yield from recorded(live, marking, prompt, llm_string)
 
     async def astream(
         self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
@@ -167,10 +165,10 @@ class ChatStreamCache(_ChatBase):
         hit = await marking.alookup(prompt, llm_string)
         live = super().astream(messages, config, stop=stop, **kwargs)
         if hit:
-            async for chunk in _areplayed(live, self._replay_chunks(list(hit))):
+            async for chunk in areplayed(live, self._replay_chunks(list(hit))):
                 yield chunk
             return
-        async for chunk in _arecorded(live, marking, prompt, llm_string):
+        async for chunk in arecorded(live, marking, prompt, llm_string):
             yield chunk
 
     def _generate_with_cache(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
@@ -210,13 +208,13 @@ class LLMStreamCache(_LLMBase):
         existing, llm_string, _, _ = get_prompts(self._cache_params(stop), [prompt], self.cache)
         live = super().stream(prompt, config, stop=stop, **kwargs)
         if existing:
-            yield from _replayed(live, text_chunks(existing[0][0]))
+            yield from replayed(live, text_chunks(existing[0][0]))
             return
         pieces: list[str] = []
         for piece in live:
             pieces.append(piece)
             yield piece
-        _store(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
+        store(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
 
     async def astream(
         self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
@@ -228,14 +226,14 @@ class LLMStreamCache(_LLMBase):
         existing, llm_string, _, _ = await aget_prompts(self._cache_params(stop), [prompt], self.cache)
         live = super().astream(prompt, config, stop=stop, **kwargs)
         if existing:
-            async for piece in _areplayed(live, text_chunks(existing[0][0])):
+            async for piece in areplayed(live, text_chunks(existing[0][0])):
                 yield piece
             return
         pieces: list[str] = []
         async for piece in live:
             pieces.append(piece)
             yield piece
-        await _astore(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
+        await astore(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
 
     def _cache_params(self, stop: list[str] | None) -> dict[str, Any]:
         """The parameters ``generate()`` derives the ``llm_string`` from."""
@@ -246,93 +244,3 @@ class LLMStreamCache(_LLMBase):
 def _marking(model: BaseLanguageModel[Any]) -> HitMarkingCache:
     assert isinstance(model.cache, HitMarkingCache), "cached() models read through a HitMarkingCache"
     return model.cache
-
-
-@contextmanager
-def _replaying(chunks: list[Any]) -> Iterator[None]:
-    token = _replay.set([chunks])
-    try:
-        yield
-    finally:
-        _replay.reset(token)
-
-
-def _take_replay() -> list[Any] | None:
-    holder = _replay.get()
-    return holder.pop() if holder else None
-
-
-def _replayed(live: Iterator[Any], chunks: list[Any]) -> Iterator[Any]:
-    # The model's own stream() starts the run and calls _stream() within its first step.
-    with _replaying(chunks):
-        first = next(live)
-    yield first
-    yield from live
-
-
-async def _areplayed(live: AsyncIterator[Any], chunks: list[Any]) -> AsyncIterator[Any]:
-    with _replaying(chunks):
-        first = await live.__anext__()
-    yield first
-    async for chunk in live:
-        yield chunk
-
-
-def _recorded(
-    live: Iterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str
-) -> Iterator[AIMessageChunk]:
-    """``live``'s chunks; once it completed, the answer is stored and the last chunk,
-    held back until then, carries the miss marker."""
-    chunks: list[AIMessageChunk] = []
-    for chunk in live:
-        if chunks and chunks[-1].chunk_position == "last":
-            yield chunks[-1]
-        chunks.append(chunk)
-        if chunk.chunk_position != "last":
-            yield chunk
-    if chunks:
-        _store(marking, prompt, llm_string, _chat_generations(chunks))
-        yield _final_chunk(chunks, marking.miss_marker())
-
-
-async def _arecorded(
-    live: AsyncIterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str
-) -> AsyncIterator[AIMessageChunk]:
-    chunks: list[AIMessageChunk] = []
-    async for chunk in live:
-        if chunks and chunks[-1].chunk_position == "last":
-            yield chunks[-1]
-        chunks.append(chunk)
-        if chunk.chunk_position != "last":
-            yield chunk
-    if chunks:
-        await _astore(marking, prompt, llm_string, _chat_generations(chunks))
-        yield _final_chunk(chunks, marking.miss_marker())
-
-
-def _chat_generations(chunks: list[AIMessageChunk]) -> list[Generation] | None:
-    """The generations ``invoke()`` would have stored for this streamed answer."""
-    try:
-        result = generate_from_stream(ChatGenerationChunk(message=chunk) for chunk in chunks)
-    except Exception as exc:  # an answer that cannot be aggregated is not cached; the stream goes on
-        logger.warning("LLM cache: could not record a streamed answer: %s: %s", type(exc).__name__, exc)
-        return None
-    return list(result.generations)
-
-
-def _final_chunk(chunks: list[AIMessageChunk], marker: dict[str, Any]) -> AIMessageChunk:
-    last = chunks[-1]
-    if last.chunk_position == "last":
-        return with_marker(last, marker)  # type: ignore[no-any-return]
-    empty: Any = "" if isinstance(last.content, str) else []
-    return AIMessageChunk(content=empty, id=last.id, response_metadata={MARKER_KEY: marker})
-
-
-def _store(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:
-    if generations is not None:
-        marking.update(prompt, llm_string, generations)  # fail-open: LLMCache.update never raises
-
-
-async def _astore(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:
-    if generations is not None:
-        await marking.aupdate(prompt, llm_string, generations)

@@ -6,14 +6,16 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
 from langchain_core.language_models import BaseChatModel, GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.utils import message_chunk_to_message
+from pydantic import BaseModel
 
 from llmcache_django import cached
 from llmcache_django.cache import LLMCache
 from llmcache_django.replay import MARKER_KEY
-from tests.streaming_models import ToolCallingChatModel
+from tests.streaming_models import ModelFailedError, ToolCallingChatModel, TwoAnswersChatModel
 
 QUESTION = "Which cache should hold my LLM answers?"
 ANSWER = "Redis, if you already run it; otherwise the database cache of your Django project works."
@@ -112,3 +114,147 @@ def test_tool_calls_stream_from_the_cache_as_tool_call_chunks(llm_cache: LLMCach
 def lookup_weather(city: str, degrees: int) -> str:
     """Look up the weather in a city."""
     return f"{city}: {degrees} degrees"
+
+
+def test_a_structured_output_variant_streams_from_the_cache(llm_cache: LLMCache) -> None:
+    bare = ToolCallingChatModel()
+    structured = cached(bare, cache=llm_cache).with_structured_output(Weather)
+    live = list(structured.stream(QUESTION))
+    replayed = list(structured.stream(QUESTION))
+
+    assert replayed[-1] == live[-1] == Weather(city="Paris", degrees=21)
+    assert structured.invoke(QUESTION) == Weather(city="Paris", degrees=21)
+    assert len(bare.calls) == 1
+
+
+def test_tools_are_part_of_the_key(llm_cache: LLMCache) -> None:
+    bare = ToolCallingChatModel()
+    model = cached(bare, cache=llm_cache)
+    with_tools = aggregate(model.bind_tools([lookup_weather]).stream(QUESTION))
+    without_tools = aggregate(model.stream(QUESTION))
+
+    assert with_tools.tool_calls and not without_tools.tool_calls
+    assert without_tools.response_metadata[MARKER_KEY]["hit"] is False
+    assert len(bare.calls) == 2
+
+
+def test_usage_and_metadata_of_a_streamed_answer_are_stored_once_it_completes(llm_cache: LLMCache) -> None:
+    bare = ToolCallingChatModel()
+    live = aggregate(cached(bare, cache=llm_cache).stream(QUESTION))
+    stored = stored_message(llm_cache, bare)
+
+    assert stored is not None
+    assert isinstance(stored, AIMessage)
+    assert stored.usage_metadata == {"input_tokens": 7, "output_tokens": 11, "total_tokens": 18}
+    assert stored.response_metadata == {"finish_reason": "stop", "model_name": "fake-tools-1"}  # no marker
+    assert unmarked(stored) == unmarked(live)
+
+
+def test_breaking_off_a_stream_stores_nothing(llm_cache: LLMCache) -> None:
+    bare = ToolCallingChatModel()
+    model = cached(bare, cache=llm_cache)
+    for number, _chunk in enumerate(model.stream(QUESTION)):
+        if number == 2:
+            break
+    abandoned = model.stream(QUESTION)
+    next(abandoned)  # started, then dropped without being closed
+
+    assert stored_message(llm_cache, bare) is None
+    assert list(model.stream(QUESTION))[-1].response_metadata[MARKER_KEY]["hit"] is False
+
+
+async def test_cancelling_an_astream_stores_nothing(llm_cache: LLMCache) -> None:
+    import asyncio
+
+    bare = ToolCallingChatModel()
+    model = cached(bare, cache=llm_cache)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _chunk in model.astream(QUESTION):
+            started.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.ensure_future(consume())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert stored_message(llm_cache, bare) is None
+
+
+def test_an_exception_mid_stream_reaches_the_caller_and_stores_nothing(llm_cache: LLMCache) -> None:
+    bare = ToolCallingChatModel(fail_after=3)
+    received: list[AIMessageChunk] = []
+    with pytest.raises(ModelFailedError, match="after 3 chunks"):
+        received.extend(cached(bare, cache=llm_cache).stream(QUESTION))
+
+    assert stored_message(llm_cache, bare) is None
+
+
+async def test_an_exception_mid_astream_reaches_the_caller_and_stores_nothing(llm_cache: LLMCache) -> None:
+    bare = ToolCallingChatModel(fail_after=3)
+    with pytest.raises(ModelFailedError):
+        async for _chunk in cached(bare, cache=llm_cache).astream(QUESTION):
+            pass
+
+    assert stored_message(llm_cache, bare) is None
+
+
+def test_the_marker_is_never_stored_and_plain_lookups_return_what_was_stored(llm_cache: LLMCache) -> None:
+    bare = fake_model()
+    model = cached(bare, cache=llm_cache)
+    list(model.stream(QUESTION))
+    list(model.stream(QUESTION))
+    model.invoke(QUESTION)
+    stored = stored_message(llm_cache, bare)
+
+    assert stored is not None
+    assert MARKER_KEY not in stored.response_metadata
+
+
+def test_a_conversation_with_a_cached_answer_in_it_has_the_same_key_as_with_a_live_one(llm_cache: LLMCache) -> None:
+    model = cached(fake_model(), cache=llm_cache)
+    live_answer = aggregate(model.stream(QUESTION))
+    cached_answer = aggregate(model.stream(QUESTION))
+    follow_up = HumanMessage(content="And for sessions?")
+
+    first = aggregate(model.stream([HumanMessage(content=QUESTION), live_answer, follow_up]))
+    second = aggregate(model.stream([HumanMessage(content=QUESTION), cached_answer, follow_up]))
+
+    assert cached_answer.response_metadata[MARKER_KEY]["hit"] is True
+    assert first.response_metadata[MARKER_KEY]["hit"] is False
+    assert second.response_metadata[MARKER_KEY]["hit"] is True
+    assert second.content == first.content
+
+
+def test_an_answer_with_several_generations_replays_the_first_as_invoke_returns_it(llm_cache: LLMCache) -> None:
+    bare = TwoAnswersChatModel()
+    model = cached(bare, cache=llm_cache)
+    result = model.generate([[HumanMessage(content=QUESTION)]])
+    chunks = list(model.stream(QUESTION))
+
+    assert [g.text for g in result.generations[0]] == ["Answer 1.", "Answer 2."]
+    assert all(g.message.response_metadata[MARKER_KEY]["hit"] is False for g in result.generations[0])  # type: ignore[attr-defined]
+    assert aggregate(chunks).content == model.invoke(QUESTION).content == "Answer 1."
+    assert chunks[-1].response_metadata[MARKER_KEY]["hit"] is True
+    assert len(bare.calls) == 1
+
+
+def test_a_model_that_cannot_stream_streams_its_cached_answer_in_one_chunk(llm_cache: LLMCache) -> None:
+    bare = TwoAnswersChatModel()
+    model = cached(bare, cache=llm_cache)
+    first, second = list(model.stream(QUESTION)), list(model.stream(QUESTION))
+
+    assert len(first) == len(second) == 1  # as the bare model's stream() does
+    assert first[0].response_metadata[MARKER_KEY]["hit"] is False
+    assert second[0].response_metadata[MARKER_KEY]["hit"] is True
+    assert len(bare.calls) == 1
+
+
+class Weather(BaseModel):
+    """The weather in a city."""
+
+    city: str
+    degrees: int
