@@ -16,15 +16,15 @@ from contextvars import ContextVar
 from typing import Any
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
-from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation, GenerationChunk
 
 from llmcache_django.cache import LLMCache
 
 #: The chunks the next ``_stream``/``_astream`` call of a cached model replays instead of
 #: asking the model; set only for the one step of ``stream()`` that makes that call.
-_replay: ContextVar[list[list[Any]] | None] = ContextVar("llmcache_django_replay", default=None)
+_replay: ContextVar[list[Iterable[Any]] | None] = ContextVar("llmcache_django_replay", default=None)
 #: The ``response_metadata`` key of the hit marker.
 MARKER_KEY = "llm_cache"
 #: A replayed answer comes in pieces of about this many characters (~8 tokens), cut after
@@ -121,14 +121,17 @@ def without_markers(messages: Iterable[BaseMessage]) -> list[BaseMessage]:
     return [_unmarked(message) if MARKER_KEY in message.response_metadata else message for message in messages]
 
 
-def message_chunks(message: BaseMessage, generation_info: dict[str, Any] | None = None) -> list[ChatGenerationChunk]:
+def message_chunks(
+    message: BaseMessage, generation_info: dict[str, Any] | None = None
+) -> Iterator[ChatGenerationChunk]:
     """A stored chat answer as the chunks a stream of it yields: content in pieces, then a
-    last chunk with the tool calls, usage and metadata, so the chunks add up to ``message``."""
+    last chunk with the tool calls, usage and metadata, so the chunks add up to ``message``.
+    Each chunk is built when it is asked for, so the first one comes at once."""
     content = message.content
-    pieces: list[Any] = list(text_pieces(content)) if isinstance(content, str) else [[block] for block in content]
-    chunks = [ChatGenerationChunk(message=AIMessageChunk(content=piece, id=message.id)) for piece in pieces]
-    chunks.append(ChatGenerationChunk(message=_last_chunk(message), generation_info=generation_info))
-    return chunks
+    pieces: Iterable[Any] = text_pieces(content) if isinstance(content, str) else ([block] for block in content)
+    for piece in pieces:
+        yield ChatGenerationChunk(message=AIMessageChunk(content=piece, id=message.id))
+    yield ChatGenerationChunk(message=_last_chunk(message), generation_info=generation_info)
 
 
 def text_chunks(generation: Generation) -> list[GenerationChunk]:
@@ -174,7 +177,7 @@ def _unmarked(message: BaseMessage) -> BaseMessage:
 
 
 @contextmanager
-def _replaying(chunks: list[Any]) -> Iterator[None]:
+def _replaying(chunks: Iterable[Any]) -> Iterator[None]:
     token = _replay.set([chunks])
     try:
         yield
@@ -182,12 +185,12 @@ def _replaying(chunks: list[Any]) -> Iterator[None]:
         _replay.reset(token)
 
 
-def take_replay() -> list[Any] | None:
+def take_replay() -> Iterable[Any] | None:
     holder = _replay.get()
     return holder.pop() if holder else None
 
 
-def replayed(live: Iterator[Any], chunks: list[Any]) -> Iterator[Any]:
+def replayed(live: Iterator[Any], chunks: Iterable[Any]) -> Iterator[Any]:
     # The model's own stream() starts the run and calls _stream() within its first step.
     with _replaying(chunks):
         first = next(live)
@@ -195,7 +198,7 @@ def replayed(live: Iterator[Any], chunks: list[Any]) -> Iterator[Any]:
     yield from live
 
 
-async def areplayed(live: AsyncIterator[Any], chunks: list[Any]) -> AsyncIterator[Any]:
+async def areplayed(live: AsyncIterator[Any], chunks: Iterable[Any]) -> AsyncIterator[Any]:
     with _replaying(chunks):
         first = await live.__anext__()
     yield first
@@ -236,13 +239,43 @@ async def arecorded(
 
 
 def _chat_generations(chunks: list[AIMessageChunk]) -> list[Generation] | None:
-    """The generations ``invoke()`` would have stored for this streamed answer."""
+    """The generations ``invoke()`` would have stored for this streamed answer (as
+    ``generate_from_stream`` builds them)."""
     try:
-        result = generate_from_stream(ChatGenerationChunk(message=chunk) for chunk in chunks)
+        return [ChatGeneration(message=message_chunk_to_message(aggregate(chunks)))]
     except Exception as exc:  # an answer that cannot be aggregated is not cached; the stream goes on
         logger.warning("LLM cache: could not record a streamed answer: %s: %s", type(exc).__name__, exc)
         return None
-    return list(result.generations)
+
+
+def aggregate(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    """``chunks[0] + chunks[1:]``: ``AIMessageChunk`` addition, with each run of chunks that
+    carry text only (same id, nothing else) joined first. That adds up to the same message
+    without a merge per token: a 2,000-chunk answer in ~0.2 ms instead of ~2."""
+    folded: list[AIMessageChunk] = []
+    run: list[str] = []
+    for chunk in chunks:
+        if _text_only(chunk) and chunk.id == chunks[0].id:
+            run.append(chunk.content)  # type: ignore[arg-type]
+            continue
+        if run:
+            folded.append(AIMessageChunk(content="".join(run), id=chunks[0].id))
+            run = []
+        folded.append(chunk)
+    if run:
+        folded.append(AIMessageChunk(content="".join(run), id=chunks[0].id))
+    return folded[0] + folded[1:] if len(folded) > 1 else folded[0]
+
+
+def _text_only(chunk: AIMessageChunk) -> bool:
+    return (
+        type(chunk) is AIMessageChunk
+        and isinstance(chunk.content, str)
+        and not (chunk.tool_call_chunks or chunk.additional_kwargs or chunk.response_metadata)
+        and chunk.usage_metadata is None
+        and chunk.chunk_position is None
+        and chunk.name is None
+    )
 
 
 def _final_chunk(chunks: list[AIMessageChunk], marker: dict[str, Any]) -> AIMessageChunk:

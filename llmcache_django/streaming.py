@@ -189,7 +189,7 @@ class ChatStreamCache(_ChatBase):
         normalized = [m.model_copy(update={"id": None}) if m.id is not None else m for m in messages]
         return dumps(normalized), llm_string
 
-    def _replay_chunks(self, generations: list[Generation]) -> list[ChatGenerationChunk]:
+    def _replay_chunks(self, generations: list[Generation]) -> Iterator[ChatGenerationChunk]:
         # What invoke() returns for a hit: the first generation (a text one as an AIMessage).
         generation = generations[0]
         if isinstance(generation, ChatGeneration):

@@ -10,7 +10,7 @@ import pytest
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import FakeListChatModel, FakeStreamingListLLM, GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 
 from llmcache_django import cached, llm_caches
@@ -210,8 +210,27 @@ def test_replayed_chunks_are_langchain_chunks() -> None:
     from llmcache_django.replay import message_chunks, text_chunks
 
     message = AIMessage(content=[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], id="m")
-    chunks = message_chunks(message)
+    chunks = list(message_chunks(message))
 
     assert all(isinstance(chunk, ChatGenerationChunk) for chunk in chunks)
     assert aggregate(chunk.message for chunk in chunks).content == message.content  # type: ignore[misc]
     assert [chunk.text for chunk in text_chunks(GenerationChunk(text=""))] == [""]
+
+
+def test_recording_adds_chunks_up_exactly_as_langchain_does() -> None:
+    from llmcache_django.replay import aggregate
+
+    tools = [{"type": "function", "function": {"name": "lookup_weather", "parameters": {}}}]
+    chunks = list(ToolCallingChatModel()._chunks(tools))
+    chunks = [AIMessageChunk(content="Hi ", id="a"), *chunks, AIMessageChunk(content="!", id="a")]
+    for chunk in chunks:
+        chunk.id = chunk.id or "a"
+    mixed = [
+        *chunks[:2],
+        AIMessageChunk(content="x", id="other"),
+        AIMessageChunk(content=[{"type": "text", "text": "y"}], id="a"),
+        *chunks[2:],
+    ]
+
+    for stream in (chunks, mixed):
+        assert aggregate(stream) == stream[0] + stream[1:]
