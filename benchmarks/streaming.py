@@ -28,6 +28,7 @@ from benchmarks.fixtures import prose
 from benchmarks.servers import HOST
 from benchmarks.timing import Plan, interleaved, rotation
 from llmcache_django import RedisLLMCache, cached
+from llmcache_django.replay import recorded
 
 TIMES = "\u00d7"  # as benchmarks.targets spells it
 
@@ -83,6 +84,11 @@ class StreamingResults:
     streams: list[StreamTimes]
     lookup_hit_ms: float
     invoke_hit_ms: float
+    #: Median over rounds of (recorded stream / bare stream, timed back to back) - 1.
+    recording_overhead: float
+    #: What recording itself costs (key, miss lookup, passing the chunks on, aggregating,
+    #: storing), timed on the chunks of one live stream without the model.
+    recording_work_ms: float
 
     def times(self, name: str) -> StreamTimes:
         """One way of streaming."""
@@ -94,9 +100,9 @@ class StreamingResults:
         return self.times("replayed (hit)").first_ms / self.lookup_hit_ms
 
     @property
-    def recording_overhead(self) -> float:
-        """What recording a miss adds to the whole live stream, as a fraction of it."""
-        return self.times("live, recorded (miss)").last_ms / self.times("live, bare model").last_ms - 1
+    def recording_work_share(self) -> float:
+        """The recording work as a fraction of the bare live stream."""
+        return self.recording_work_ms / self.times("live, bare model").last_ms
 
 
 def time_stream(stream: Callable[[], Iterator[Any]]) -> tuple[float, float, int]:
@@ -109,7 +115,10 @@ def time_stream(stream: Callable[[], Iterator[Any]]) -> tuple[float, float, int]
     return first * 1000, (time.perf_counter() - started) * 1000, count
 
 
-def interleaved_streams(streams: dict[str, Callable[[], Iterator[Any]]], plan: Plan) -> list[StreamTimes]:
+Samples = dict[str, list[tuple[float, float, int]]]
+
+
+def interleaved_streams(streams: dict[str, Callable[[], Iterator[Any]]], plan: Plan) -> Samples:
     """Time every way of streaming in rotating rounds (as `timing.interleaved` does calls)."""
     samples: dict[str, list[tuple[float, float, int]]] = {name: [] for name in streams}
     for stream in streams.values():
@@ -119,10 +128,48 @@ def interleaved_streams(streams: dict[str, Callable[[], Iterator[Any]]], plan: P
     for index in range(plan.rounds):
         for name in rotation(list(streams), index):
             samples[name] += [time_stream(streams[name]) for _ in range(plan.batch)]
+    return samples
+
+
+def summaries(samples: Samples) -> list[StreamTimes]:
+    """Median first and last chunk times of each way of streaming."""
     return [
         StreamTimes(name, statistics.median(s[0] for s in found), statistics.median(s[1] for s in found), found[-1][2])
         for name, found in samples.items()
     ]
+
+
+def paired_overhead(samples: Samples, name: str, baseline: str) -> float:
+    """Median of ``name``'s last-chunk time over ``baseline``'s from the same round, minus 1:
+    pairs timed back to back share the machine's load of the moment."""
+    return statistics.median(a[1] / b[1] for a, b in zip(samples[name], samples[baseline], strict=True)) - 1
+
+
+def recording_work(model: Any, bare: BaseChatModel, rounds: int) -> float:
+    """Median milliseconds of what a recorded miss does besides running the model."""
+    chunks = list(bare.stream(QUESTION))
+    prompts = (f"{QUESTION} work #{n}" for n in itertools.count())
+
+    def record() -> None:
+        messages = [HumanMessage(content=next(prompts))]
+        prompt, llm_string = model._cache_key(messages, None, {})
+        if model.cache.lookup(prompt, llm_string) is None:
+            for _chunk in recorded(iter(chunks), model.cache, prompt, llm_string):
+                pass
+
+    return median_ms(record, rounds)
+
+
+def median_ms(call: Callable[[], object], rounds: int) -> float:
+    """Median milliseconds of ``call`` after a few warm-up calls."""
+    for _ in range(3):
+        call()
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
 
 
 def measure(port: int, db: int, plan: Plan) -> StreamingResults:
@@ -141,14 +188,21 @@ def measure(port: int, db: int, plan: Plan) -> StreamingResults:
         "live, bare model": functools.partial(bare.stream, QUESTION),
         "live, recorded (miss)": lambda: model.stream(next(prompts)),
     }
-    found = interleaved_streams(streams, plan)
+    samples = interleaved_streams(streams, plan)
     prompt, llm_string = dumps([HumanMessage(content=QUESTION)]), bare._get_llm_string()  # invoke's key
     calls: dict[str, Callable[[], object]] = {
         "lookup": functools.partial(cache.lookup, prompt, llm_string),
         "invoke": functools.partial(model.invoke, QUESTION),
     }
     hits = interleaved(calls, Plan(plan.rounds * 5, plan.batch, plan.warmup * 5))
-    return StreamingResults(TOKENS, found, hits["lookup"].median_us / 1000, hits["invoke"].median_us / 1000)
+    return StreamingResults(
+        TOKENS,
+        summaries(samples),
+        hits["lookup"].median_us / 1000,
+        hits["invoke"].median_us / 1000,
+        paired_overhead(samples, "live, recorded (miss)", "live, bare model"),
+        recording_work(model, bare, plan.rounds * plan.batch),
+    )
 
 
 def report_lines(results: StreamingResults) -> list[str]:
@@ -166,7 +220,9 @@ def report_lines(results: StreamingResults) -> list[str]:
         "",
         f"`lookup` hit of the same entry: {results.lookup_hit_ms:.3f} ms; `invoke` hit: {results.invoke_hit_ms:.3f} ms. "
         f"Replay's first chunk / lookup hit: {results.replay_first_vs_lookup:.2f}{TIMES}; recording overhead on a miss: "
-        f"{results.recording_overhead * 100:+.1f} % of the bare stream.",
+        f"{results.recording_overhead * 100:+.1f} % of the bare stream (median of back-to-back pairs); the recording "
+        f"work itself (key, miss lookup, passing {results.tokens:,} chunks on, aggregating, storing) takes "
+        f"{results.recording_work_ms:.2f} ms, {results.recording_work_share * 100:.1f} % of the bare stream.",
         "",
     ]
 

@@ -7,6 +7,7 @@ of what a lookup returns, so entries and plain ``BaseCache.lookup`` results neve
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -250,31 +251,27 @@ def _chat_generations(chunks: list[AIMessageChunk]) -> list[Generation] | None:
 
 def aggregate(chunks: list[AIMessageChunk]) -> AIMessageChunk:
     """``chunks[0] + chunks[1:]``: ``AIMessageChunk`` addition, with each run of chunks that
-    carry text only (same id, nothing else) joined first. That adds up to the same message
-    without a merge per token: a 2,000-chunk answer in ~0.2 ms instead of ~2."""
+    carry text only (the stream's id, nothing else) joined first. That adds up to the same
+    message without merging the metadata of every token."""
+    run_id = chunks[0].id
     folded: list[AIMessageChunk] = []
-    run: list[str] = []
-    for chunk in chunks:
-        if _text_only(chunk) and chunk.id == chunks[0].id:
-            run.append(chunk.content)  # type: ignore[arg-type]
-            continue
-        if run:
-            folded.append(AIMessageChunk(content="".join(run), id=chunks[0].id))
-            run = []
-        folded.append(chunk)
-    if run:
-        folded.append(AIMessageChunk(content="".join(run), id=chunks[0].id))
+    for text_only, group in itertools.groupby(chunks, key=lambda chunk: _text_only(chunk, run_id)):
+        if text_only:
+            folded.append(AIMessageChunk(content="".join([chunk.content for chunk in group]), id=run_id))  # type: ignore[misc]
+        else:
+            folded.extend(group)
     return folded[0] + folded[1:] if len(folded) > 1 else folded[0]
 
 
-def _text_only(chunk: AIMessageChunk) -> bool:
+def _text_only(chunk: AIMessageChunk, run_id: str | None) -> bool:
     return (
-        type(chunk) is AIMessageChunk
-        and isinstance(chunk.content, str)
-        and not (chunk.tool_call_chunks or chunk.additional_kwargs or chunk.response_metadata)
-        and chunk.usage_metadata is None
+        chunk.id == run_id
         and chunk.chunk_position is None
+        and type(chunk.content) is str
+        and not (chunk.response_metadata or chunk.tool_call_chunks or chunk.additional_kwargs)
+        and chunk.usage_metadata is None
         and chunk.name is None
+        and type(chunk) is AIMessageChunk
     )
 
 
