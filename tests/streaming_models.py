@@ -26,7 +26,8 @@ class ModelFailedError(RuntimeError):
 
 class ToolCallingChatModel(BaseChatModel):
     """Answers ``text`` in word chunks, then calls the first bound tool with ``tool_args``
-    in two argument chunks; usage and a finish reason come on the last chunk."""
+    in two argument chunks (unless the last message is a tool result); usage and a finish
+    reason come on the last chunk."""
 
     text: str = "Let me look that up for you."
     tool_args: dict[str, Any] = Field(default_factory=lambda: {"city": "Paris", "degrees": 21})
@@ -45,7 +46,8 @@ class ToolCallingChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         self.calls.append(1)
-        for number, chunk in enumerate(self._chunks(kwargs.get("tools"))):
+        answered = bool(messages) and messages[-1].type == "tool"  # a tool result came back: answer it
+        for number, chunk in enumerate(self._chunks(None if answered else kwargs.get("tools"))):
             if self.fail_after is not None and number >= self.fail_after:
                 raise ModelFailedError(f"stream broke off after {number} chunks")
             yield ChatGenerationChunk(message=chunk)

@@ -18,7 +18,7 @@ from llmcache_django.cache import LLMCache
 from llmcache_django.replay import MARKER_KEY
 from tests import servers
 from tests.streaming_models import StreamingTextLLM, ToolCallingChatModel
-from tests.test_streaming import QUESTION, aggregate, fake_model
+from tests.test_streaming import QUESTION, aggregate, fake_model, lookup_weather
 
 
 @pytest.fixture
@@ -234,3 +234,55 @@ def test_recording_adds_chunks_up_exactly_as_langchain_does() -> None:
 
     for stream in (chunks, mixed):
         assert aggregate(stream) == stream[0] + stream[1:]
+
+
+def run_agent(model: Any, question: str) -> list[Any]:
+    """A minimal LangGraph-style agent loop: stream, run the tool it calls, stream again."""
+    from langchain_core.messages import ToolMessage
+
+    conversation: list[Any] = [HumanMessage(content=question)]
+    while True:
+        answer = aggregate(model.stream(conversation))
+        conversation.append(answer)
+        if not answer.tool_calls:
+            return conversation
+        for call in answer.tool_calls:
+            conversation.append(ToolMessage(content=lookup_weather(**call["args"]), tool_call_id=call["id"]))
+
+
+def test_an_agent_loop_runs_from_the_cache_the_second_time(llm_cache: LLMCache) -> None:
+    bare = ToolCallingChatModel()
+    agent_model = cached(bare, cache=llm_cache).bind_tools([lookup_weather])
+    first = run_agent(agent_model, QUESTION)
+    second = run_agent(agent_model, QUESTION)
+
+    assert [m.type for m in first] == ["human", "ai", "tool", "ai"]
+    assert [m.content for m in second] == [m.content for m in first]
+    assert [m.response_metadata[MARKER_KEY]["hit"] for m in second if m.type == "ai"] == [True, True]
+    assert len(bare.calls) == 2  # both model turns of the first run only
+
+
+def test_stats_signals_and_listing_see_entries_recorded_from_streams(llm_cache: LLMCache) -> None:
+    from llmcache_django.signals import llm_cache_hit
+
+    hits: list[str] = []
+
+    def on_hit(sender: Any, *, prompt: str, **kwargs: Any) -> None:
+        hits.append(prompt)
+
+    llm_cache_hit.connect(on_hit)
+    try:
+        model = cached(ToolCallingChatModel(), cache=llm_cache)
+        list(model.stream(QUESTION))
+        list(model.stream(QUESTION))
+    finally:
+        llm_cache_hit.disconnect(on_hit)
+    assert llm_cache.stats is not None
+    snapshot = llm_cache.stats.snapshot()
+
+    assert (snapshot["hits"], snapshot["misses"], snapshot["writes"]) == (1, 1, 1)
+    assert snapshot["tokens_saved"] == 18
+    assert len(hits) == 1 and QUESTION in hits[0]
+    assert [info.prompt for info in llm_cache.entries()] == hits
+    assert llm_cache.delete_entries(model="tool-calling-fake") == 1
+    assert list(model.stream(QUESTION))[-1].response_metadata[MARKER_KEY]["hit"] is False
