@@ -187,11 +187,13 @@ def _replaying(chunks: Iterable[Any]) -> Iterator[None]:
 
 
 def take_replay() -> Iterable[Any] | None:
+    """The chunks to replay instead of asking the model, once; ``None`` when not replaying."""
     holder = _replay.get()
     return holder.pop() if holder else None
 
 
 def replayed(live: Iterator[Any], chunks: Iterable[Any]) -> Iterator[Any]:
+    """The model's own ``stream()`` (``live``, not started yet) yielding ``chunks``."""
     # The model's own stream() starts the run and calls _stream() within its first step.
     with _replaying(chunks):
         first = next(live)
@@ -200,6 +202,7 @@ def replayed(live: Iterator[Any], chunks: Iterable[Any]) -> Iterator[Any]:
 
 
 async def areplayed(live: AsyncIterator[Any], chunks: Iterable[Any]) -> AsyncIterator[Any]:
+    """Async :func:`replayed`."""
     with _replaying(chunks):
         first = await live.__anext__()
     yield first
@@ -227,6 +230,7 @@ def recorded(
 async def arecorded(
     live: AsyncIterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str
 ) -> AsyncIterator[AIMessageChunk]:
+    """Async :func:`recorded`."""
     chunks: list[AIMessageChunk] = []
     async for chunk in live:
         if chunks and chunks[-1].chunk_position == "last":
@@ -284,10 +288,12 @@ def _final_chunk(chunks: list[AIMessageChunk], marker: dict[str, Any]) -> AIMess
 
 
 def store(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:
+    """Store ``generations`` unless recording them failed (``None``)."""
     if generations is not None:
         marking.update(prompt, llm_string, generations)  # fail-open: LLMCache.update never raises
 
 
 async def astore(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:
+    """Async :func:`store`."""
     if generations is not None:
         await marking.aupdate(prompt, llm_string, generations)
