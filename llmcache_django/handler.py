@@ -13,6 +13,7 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_ALIAS, DEFAULT_NAMESPACE, alias_problems, app_settings
 from llmcache_django.keys import MEMCACHED_MAX_KEY, key_prefix
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 REDIS_BACKENDS = frozenset({"django_redis.cache.RedisCache", "django.core.cache.backends.redis.RedisCache"})
 MEMCACHED_BACKENDS = frozenset({"django.core.cache.backends.memcached.PyMemcacheCache"})
@@ -149,6 +150,7 @@ def _redis_cache(
     ):
         if name in options:
             kwargs[keyword] = options[name]
+    kwargs["server_timeout"] = options.get("SERVER_TIMEOUT", DEFAULT_SERVER_TIMEOUT)
     return RedisLLMCache(client, namespace=namespace, key_prefix=_prefix(cache_settings, namespace), **kwargs)
 
 

@@ -7,9 +7,16 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 #: binary -> the Debian package that provides it.
-PACKAGES = {"redis-server": "redis-server", "memcached": "memcached", "chromium": "chromium"}
+PACKAGES = {
+    "redis-server": "redis-server",
+    "redis-sentinel": "redis-sentinel",
+    "memcached": "memcached",
+    "chromium": "chromium",
+    "openssl": "openssl",
+}
 
 
 class MissingBinaryError(RuntimeError):
@@ -80,12 +87,120 @@ class Server:
         raise RuntimeError(f"{self.name} did not listen on port {self.port} within {timeout}s")
 
 
-def start_redis() -> Server:
-    """Start redis-server on a free port: no persistence, loopback only."""
+def start_redis(*options: str) -> Server:
+    """Start redis-server on a free port: no persistence, loopback only, plus ``options``."""
     binary = require_binary("redis-server")
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "16"]
+    return Server("redis-server", port).start([*argv, *options])
+
+
+def start_redis_tls(certificates: Certificates) -> Server:
+    """Start redis-server speaking TLS only, on a free loopback port, requiring client certificates."""
+    binary = require_binary("redis-server")
+    port = free_port()
+    argv = [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv += ["--tls-cert-file", str(certificates.server_cert), "--tls-key-file", str(certificates.server_key)]
+    argv += ["--tls-ca-cert-file", str(certificates.ca_cert), "--tls-auth-clients", "yes"]
     return Server("redis-server", port).start(argv)
+
+
+def start_sentinel(directory: Path, service: str, primary: Server) -> Server:
+    """Start redis-sentinel on a free loopback port, watching ``primary`` as ``service``."""
+    binary = require_binary("redis-sentinel")
+    port = free_port()
+    config = directory / f"sentinel-{port}.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+        f"sentinel monitor {service} 127.0.0.1 {primary.port} 1\n"
+        f"sentinel down-after-milliseconds {service} 1000\nsentinel failover-timeout {service} 2000\n"
+    )
+    return Server("redis-sentinel", port).start([binary, str(config)])
+
+
+@dataclass
+class Certificates:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate whose
+    private key is encrypted with ``client_key_password``."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    client_key_password: str = "client-key-secret"
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """Create :class:`Certificates` in ``directory`` with openssl (EC keys: fast)."""
+    openssl = require_binary("openssl")
+    names = Certificates(
+        *(directory / name for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key"))
+    )
+    ca_key = directory / "ca.key"
+    _run(
+        openssl,
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        ca_key,
+        "-out",
+        names.ca_cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=llmcache test CA",
+    )
+    for cert, key, subject, extra in (
+        (names.server_cert, names.server_key, "/CN=127.0.0.1", ["-nodes"]),
+        (names.client_cert, names.client_key, "/CN=llmcache client", ["-passout", f"pass:{names.client_key_password}"]),
+    ):
+        request = cert.with_suffix(".csr")
+        _run(
+            openssl,
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            *extra,
+            "-keyout",
+            key,
+            "-out",
+            request,
+            "-subj",
+            subject,
+        )
+        extensions = directory / "san.ext"
+        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        _run(
+            openssl,
+            "x509",
+            "-req",
+            "-in",
+            request,
+            "-CA",
+            names.ca_cert,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-extfile",
+            extensions,
+        )
+    return names
+
+
+def _run(*argv: object) -> None:
+    subprocess.run([str(arg) for arg in argv], check=True, capture_output=True, timeout=30)
 
 
 def start_memcached(item_size: str = "1m") -> Server:
