@@ -120,82 +120,37 @@ def start_sentinel(directory: Path, service: str, primary: Server) -> Server:
 
 @dataclass
 class Certificates:
-    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate whose
-    private key is encrypted with ``client_key_password``."""
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, whose
+    private key is also kept encrypted with ``client_key_password``."""
 
     ca_cert: Path
     server_cert: Path
     server_key: Path
     client_cert: Path
     client_key: Path
+    encrypted_client_key: Path
     client_key_password: str = "client-key-secret"
 
 
 def make_certificates(directory: Path) -> Certificates:
     """Create :class:`Certificates` in ``directory`` with openssl (EC keys: fast)."""
     openssl = require_binary("openssl")
-    names = Certificates(
-        *(directory / name for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key"))
-    )
-    ca_key = directory / "ca.key"
-    _run(
-        openssl,
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        ca_key,
-        "-out",
-        names.ca_cert,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=llmcache test CA",
-    )
-    for cert, key, subject, extra in (
-        (names.server_cert, names.server_key, "/CN=127.0.0.1", ["-nodes"]),
-        (names.client_cert, names.client_key, "/CN=llmcache client", ["-passout", f"pass:{names.client_key_password}"]),
+    files = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key", "client-encrypted.key")
+    names = Certificates(*(directory / name for name in files))
+    ca_key, extensions = directory / "ca.key", directory / "san.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _run(openssl, "req", "-x509", *new_key, "-keyout", ca_key, "-out", names.ca_cert, "-days", "2", "-subj", "/CN=ca")
+    for cert, key, subject in (
+        (names.server_cert, names.server_key, "/CN=127.0.0.1"),
+        (names.client_cert, names.client_key, "/CN=client"),
     ):
         request = cert.with_suffix(".csr")
-        _run(
-            openssl,
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            *extra,
-            "-keyout",
-            key,
-            "-out",
-            request,
-            "-subj",
-            subject,
-        )
-        extensions = directory / "san.ext"
-        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        _run(
-            openssl,
-            "x509",
-            "-req",
-            "-in",
-            request,
-            "-CA",
-            names.ca_cert,
-            "-CAkey",
-            ca_key,
-            "-CAcreateserial",
-            "-out",
-            cert,
-            "-days",
-            "2",
-            "-extfile",
-            extensions,
-        )
+        _run(openssl, "req", *new_key, "-keyout", key, "-out", request, "-subj", subject)
+        signing = ["-CA", names.ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-days", "2", "-extfile", extensions]
+        _run(openssl, "x509", "-req", "-in", request, *signing, "-out", cert)
+    password = f"pass:{names.client_key_password}"
+    _run(openssl, "pkey", "-in", names.client_key, "-aes256", "-passout", password, "-out", names.encrypted_client_key)
     return names
 
 

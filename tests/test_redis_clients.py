@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.connection
 import redis.asyncio.sentinel
 import redis.sentinel
 from asgiref.sync import async_to_sync
@@ -86,15 +88,23 @@ def tls_server(certificates: servers.Certificates) -> Iterator[servers.Server]:
     server.stop()
 
 
-def tls_settings(certificates: servers.Certificates) -> dict[str, Any]:
-    return {
+def tls_settings(certificates: servers.Certificates, *, encrypted_key: bool = False) -> dict[str, Any]:
+    settings = {
         "ssl": True,
         "ssl_ca_certs": str(certificates.ca_cert),
         "ssl_certfile": str(certificates.client_cert),
         "ssl_keyfile": str(certificates.client_key),
-        "ssl_password": certificates.client_key_password,
         "ssl_check_hostname": True,
     }
+    if encrypted_key:
+        settings["ssl_keyfile"] = str(certificates.encrypted_client_key)
+        settings["ssl_password"] = certificates.client_key_password
+    return settings
+
+
+def takes_ssl_password(connection_class: type) -> bool:
+    """Whether this redis-py's ``connection_class`` can decrypt a key (asyncio's can from 5.1)."""
+    return "ssl_password" in inspect.signature(connection_class.__init__).parameters
 
 
 def test_tls_settings_reach_the_derived_async_client(
@@ -109,6 +119,18 @@ def test_tls_settings_reach_the_derived_sync_client(
 ) -> None:
     client = redis.asyncio.Redis(host="127.0.0.1", port=tls_server.port, **tls_settings(certificates))
     assert_round_trips(AsyncRedisCache(client))
+
+
+def test_an_encrypted_client_key_is_decrypted_by_the_derived_async_client_too(
+    tls_server: servers.Server, certificates: servers.Certificates
+) -> None:
+    settings = tls_settings(certificates, encrypted_key=True)
+    client = redis.Redis(host="127.0.0.1", port=tls_server.port, **settings)
+    if takes_ssl_password(redis.asyncio.connection.SSLConnection):
+        assert_round_trips(RedisCache(client))
+    else:  # an older redis-py: say so, rather than connect without the key
+        with pytest.raises(ClientSettingError, match=r"ssl_password="):
+            RedisCache(client)
 
 
 def test_a_tls_setting_with_no_async_equivalent_fails_naming_it(certificates: servers.Certificates) -> None:
@@ -193,7 +215,7 @@ def test_every_connection_setting_is_carried_to_the_derived_async_client() -> No
             assert derived[name] == value, name
     retry = derived_pool.make_connection().retry
     assert isinstance(retry, redis.asyncio.retry.Retry)
-    assert (retry.get_retries(), retry._backoff) == (3, ConstantBackoff(0.01))
+    assert (retry._retries, retry._backoff.compute(1)) == (3, 0.01)
     assert ConnectionResetError in retry._supported_errors
 
 
@@ -316,3 +338,20 @@ def test_a_given_async_client_hits_through_async_to_sync(redis_server: servers.S
     answers = [async_to_sync(model.ainvoke)("hello").content for _ in range(3)]  # like three async views
     assert answers == ["first", "first", "first"]
     assert cache.stats.errors == 0  # type: ignore[union-attr]
+
+
+def test_a_custom_connection_class_is_kept_on_the_clients_of_other_event_loops(redis_server: servers.Server) -> None:
+    class CountingConnection(redis.asyncio.connection.Connection):
+        opened = 0
+
+        def __init__(self, **kwargs: Any) -> None:
+            CountingConnection.opened += 1
+            super().__init__(**kwargs)
+
+    pool = redis.asyncio.ConnectionPool(connection_class=CountingConnection, port=redis_server.port)
+    with pytest.raises(ClientSettingError, match=r"connection_class .*CountingConnection has no known sync"):
+        AsyncRedisCache(redis.asyncio.Redis(connection_pool=pool))  # it would need a sync twin
+    both = RedisLLMCache(redis.Redis(port=redis_server.port), async_client=redis.asyncio.Redis(connection_pool=pool))
+    asyncio.run(both.alookup("p", LLM))
+    asyncio.run(both.alookup("p", LLM))
+    assert CountingConnection.opened == 2  # one connection per loop, each of the user's class

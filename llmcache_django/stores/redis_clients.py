@@ -80,7 +80,9 @@ def derive_client(
     setting that has no equivalent on the other kind of client.
     """
     pool = _pool_of(client)
-    connection_class = _twin(pool.connection_class, CONNECTION_TWINS, asynchronous, "connection_class")
+    connection_class = pool.connection_class
+    if asynchronous != is_async(client):
+        connection_class = _twin(connection_class, CONNECTION_TWINS, asynchronous, "connection_class")
     settings = _settings(pool, connection_class, asynchronous, server_timeout)
     limit = _limit(pool.max_connections, max_connections)
     if isinstance(pool, sync_sentinel.SentinelConnectionPool | async_sentinel.SentinelConnectionPool):
