@@ -24,9 +24,10 @@ class RedisStore(Store):
 
     Give a sync client, an async client or both. Async calls go through clients made from the
     given one (the async client if given, else the sync one) with every one of its connection
-    settings, one per event loop (async connections cannot cross loops), each with a bounded
-    blocking pool of ``async_max_connections``, so a burst of lookups queues instead of failing
-    with "Too many connections"; a loop's client is released when the loop shuts down. Sync
+    settings, one per event loop (async connections cannot cross loops), each with at most
+    ``async_max_connections`` calls at once: a burst of lookups queues (up to
+    ``async_pool_timeout`` seconds) instead of failing with "Too many connections". A loop's
+    client is released when the loop shuts down. Sync
     calls use the given sync client, or one made from the async client. ``server_timeout``
     bounds each socket operation wherever the given client sets no socket or connect timeout
     (the cache then uses a copy of the client with that timeout added); a given client's own
@@ -49,11 +50,10 @@ class RedisStore(Store):
         self.prefix = prefix
         self._source: Any = async_client if async_client is not None else client
         self._async_max_connections = async_max_connections
-        self._async_pool_timeout = async_pool_timeout
         self._server_timeout = server_timeout
         self.client = self._sync_client(client)
         self._new_async_client()  # a setting that cannot be carried fails here, not on first use
-        self._loops = LoopClients(self._new_async_client, self._slots_needed)
+        self._loops = LoopClients(self._new_async_client, async_max_connections, async_pool_timeout)
         self.binary_safe = not _decodes_responses(self._source)
 
     def _sync_client(self, client: redis.Redis | None) -> redis.Redis:
@@ -69,14 +69,7 @@ class RedisStore(Store):
             asynchronous=True,
             server_timeout=self._server_timeout,
             max_connections=self._async_max_connections,
-            pool_timeout=self._async_pool_timeout,
         )
-
-    def _slots_needed(self, client: redis.asyncio.Redis) -> int | None:
-        pool = client.connection_pool
-        if isinstance(pool, redis.asyncio.BlockingConnectionPool):
-            return None  # the blocking pool already queues callers
-        return min(self._async_max_connections, pool.max_connections)  # e.g. Sentinel pools, which do not block
 
     @property
     def async_client(self) -> redis.asyncio.Redis:

@@ -69,13 +69,11 @@ def derive_client(
     asynchronous: bool,
     server_timeout: float | None,
     max_connections: int | None = None,
-    pool_timeout: float | None = None,
 ) -> Any:
     """Return a new client of the requested kind with every connection setting of ``client``.
 
-    Timeouts ``client`` leaves unset become ``server_timeout``. ``max_connections`` caps
-    the new pool; with ``pool_timeout`` callers beyond it wait that long for a connection
-    (a blocking pool) instead of failing. A Sentinel-managed client gives a client asking
+    Timeouts ``client`` leaves unset become ``server_timeout``; ``max_connections`` caps the
+    new pool (a blocking pool stays blocking, with its timeout). A Sentinel-managed client gives a client asking
     the same sentinels for the same service. Raises :class:`ClientSettingError` naming a
     setting that has no equivalent on the other kind of client.
     """
@@ -88,7 +86,7 @@ def derive_client(
     if isinstance(pool, sync_sentinel.SentinelConnectionPool | async_sentinel.SentinelConnectionPool):
         new_pool = _sentinel_pool(pool, asynchronous, server_timeout, connection_class, limit, settings)
     else:
-        new_pool = _pool(pool, asynchronous, connection_class, limit, pool_timeout, settings)
+        new_pool = _pool(pool, asynchronous, connection_class, limit, settings)
     client_class = redis.asyncio.Redis if asynchronous else redis.Redis
     # The client (not the pool) registers a streaming credential provider for re-authentication.
     return client_class(connection_pool=new_pool, credential_provider=settings.get("credential_provider"))
@@ -112,21 +110,10 @@ def _pool_of(client: Any) -> Any:
     return pool
 
 
-def _pool(
-    pool: Any,
-    asynchronous: bool,
-    connection_class: type,
-    limit: int | None,
-    pool_timeout: float | None,
-    settings: dict[str, Any],
-) -> Any:
+def _pool(pool: Any, asynchronous: bool, connection_class: type, limit: int | None, settings: dict[str, Any]) -> Any:
     module = redis.asyncio if asynchronous else redis
-    if pool_timeout is None and isinstance(
-        pool, sync_connection.BlockingConnectionPool | async_connection.BlockingConnectionPool
-    ):
-        pool_timeout = pool.timeout
-    if pool_timeout is not None:
-        blocking = {"max_connections": limit or 50, "timeout": pool_timeout}
+    if isinstance(pool, sync_connection.BlockingConnectionPool | async_connection.BlockingConnectionPool):
+        blocking = {"max_connections": limit, "timeout": pool.timeout}
         return module.BlockingConnectionPool(connection_class=connection_class, **blocking, **settings)
     return module.ConnectionPool(connection_class=connection_class, max_connections=limit, **settings)
 
