@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -355,3 +356,62 @@ def test_a_custom_connection_class_is_kept_on_the_clients_of_other_event_loops(r
     asyncio.run(both.alookup("p", LLM))
     asyncio.run(both.alookup("p", LLM))
     assert CountingConnection.opened == 2  # one connection per loop, each of the user's class
+
+
+def test_after_a_sentinel_failover_sync_and_async_calls_follow_the_new_primary(tmp_path: Path) -> None:
+    primary = servers.start_redis()
+    replica = servers.start_redis("--replicaof", "127.0.0.1", str(primary.port))
+    watcher = servers.start_sentinel(tmp_path, SERVICE, primary)
+    try:
+        manager = redis.sentinel.Sentinel([("127.0.0.1", watcher.port)], socket_timeout=1)
+        cache = RedisCache(manager.master_for(SERVICE, socket_timeout=1, socket_connect_timeout=1))
+        cache.outage_backoff = 0.05  # the write that meets the demoted primary is a skipped write
+        new_primary = redis.Redis(port=replica.port)
+
+        def fail_over() -> None:
+            wait_for(lambda: start_failover(manager.sentinels[0]), "the sentinel to accept a failover")
+            wait_for(lambda: manager.discover_master(SERVICE)[1] == replica.port, "the replica's promotion")
+
+        async def across_the_failover() -> bool:
+            await cache.aupdate("before", LLM, text_generations("x"))  # connects this loop's client
+            await asyncio.to_thread(fail_over)
+            for _ in range(100):  # bounded: 100 x 0.1 s
+                if await writes_land(cache, "async", new_primary):
+                    return True
+                await asyncio.sleep(0.1)
+            return False
+
+        cache.update("before", LLM, text_generations("x"))  # connects the sync client
+        assert asyncio.run(across_the_failover())
+        wait_for(lambda: sync_writes_land(cache, new_primary), "sync writes on the new primary")
+        assert cache.lookup("async", LLM) == text_generations("after")
+    finally:
+        for server in (watcher, replica, primary):
+            server.stop()
+
+
+def start_failover(sentinel: redis.Redis) -> bool:
+    try:
+        return bool(sentinel.sentinel_failover(SERVICE))
+    except redis.ResponseError as exc:  # NOGOODSLAVE until the sentinel has seen the replica in sync
+        if "NOGOODSLAVE" not in str(exc):
+            raise
+        return False
+
+
+def sync_writes_land(cache: LLMCache, new_primary: redis.Redis) -> bool:
+    cache.update("sync", LLM, text_generations("after"))
+    return bool(new_primary.exists(cache.store.prefix + entry_name("sync")))  # type: ignore[attr-defined]
+
+
+async def writes_land(cache: LLMCache, prompt: str, new_primary: redis.Redis) -> bool:
+    await cache.aupdate(prompt, LLM, text_generations("after"))
+    return bool(new_primary.exists(cache.store.prefix + entry_name(prompt)))  # type: ignore[attr-defined]
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(100):  # bounded: 100 x 0.1 s
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")

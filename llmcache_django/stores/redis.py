@@ -27,11 +27,10 @@ class RedisStore(Store):
     settings, one per event loop (async connections cannot cross loops), each with at most
     ``async_max_connections`` calls at once: a burst of lookups queues (up to
     ``async_pool_timeout`` seconds) instead of failing with "Too many connections". A loop's
-    client is released when the loop shuts down. Sync
-    calls use the given sync client, or one made from the async client. ``server_timeout``
-    bounds each socket operation wherever the given client sets no socket or connect timeout
-    (the cache then uses a copy of the client with that timeout added); a given client's own
-    timeouts are kept. ``clear()`` SCANs the namespace and UNLINKs what it finds, so the
+    client is released when the loop shuts down. Sync calls use the given sync client, or one
+    made from the async client. ``server_timeout`` bounds each socket operation wherever the
+    given client sets no socket or connect timeout (the cache then uses a copy of the client
+    with that timeout added); a given client's own timeouts are kept. ``clear()`` SCANs the namespace and UNLINKs what it finds, so the
     memory is reclaimed and nothing else is touched.
     """
 
