@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ class Server:
     name: str
     port: int
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: A scratch directory of the server's own, removed by :meth:`stop`.
+    directory: str | None = field(default=None, repr=False)
 
     @property
     def location(self) -> str:
@@ -70,6 +73,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def _wait_until_listening(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -92,7 +97,8 @@ def start_redis(*options: str) -> Server:
     binary = require_binary("redis-server")
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "16"]
-    return Server("redis-server", port).start([*argv, *options])
+    directory = tempfile.mkdtemp(prefix="llmcache-redis-")
+    return Server("redis-server", port, directory=directory).start([*argv, "--dir", directory, *options])
 
 
 def start_redis_tls(certificates: Certificates) -> Server:
@@ -100,9 +106,11 @@ def start_redis_tls(certificates: Certificates) -> Server:
     binary = require_binary("redis-server")
     port = free_port()
     argv = [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    directory = tempfile.mkdtemp(prefix="llmcache-redis-")
+    argv += ["--dir", directory]
     argv += ["--tls-cert-file", str(certificates.server_cert), "--tls-key-file", str(certificates.server_key)]
     argv += ["--tls-ca-cert-file", str(certificates.ca_cert), "--tls-auth-clients", "yes"]
-    return Server("redis-server", port).start(argv)
+    return Server("redis-server", port, directory=directory).start(argv)
 
 
 def start_sentinel(directory: Path, service: str, primary: Server) -> Server:
