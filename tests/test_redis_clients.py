@@ -104,7 +104,7 @@ def tls_settings(certificates: servers.Certificates, *, encrypted_key: bool = Fa
 
 
 def takes_ssl_password(connection_class: type) -> bool:
-    """Whether this redis-py's ``connection_class`` can decrypt a key (asyncio's can from 5.1)."""
+    """Whether this redis-py's ``connection_class`` can decrypt a key (5.0's asyncio one cannot)."""
     return "ssl_password" in inspect.signature(connection_class.__init__).parameters
 
 
