@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 class RedisLLMCache(LLMCache):
     """LLM cache on Redis, from a sync ``redis.Redis``, an async ``redis.asyncio.Redis``, or both.
 
-    ``key_prefix`` defaults to ``"<namespace>:"``; the missing client is derived from the
-    given one's connection settings. Extra keyword arguments go to :class:`LLMCache`.
+    ``key_prefix`` defaults to ``"<namespace>:"``. The missing client, and one async client
+    per event loop, are made with every connection setting of the given one (Sentinel
+    included); a setting that cannot be carried raises :class:`ClientSettingError` here.
+    ``server_timeout`` (seconds) is the socket and connect timeout wherever the given client
+    sets none. Extra keyword arguments go to :class:`LLMCache`.
     """
 
     def __init__(
@@ -34,6 +37,7 @@ class RedisLLMCache(LLMCache):
         ttl: float | None = None,
         async_max_connections: int = 50,
         async_pool_timeout: float = 20.0,
+        server_timeout: float | None = DEFAULT_SERVER_TIMEOUT,
         **options: Any,
     ) -> None:
         from llmcache_django.stores.redis import RedisStore
@@ -44,6 +48,7 @@ class RedisLLMCache(LLMCache):
             async_client=async_client,
             async_max_connections=async_max_connections,
             async_pool_timeout=async_pool_timeout,
+            server_timeout=server_timeout,
         )
         super().__init__(store, ttl=ttl, namespace=namespace, **options)
 

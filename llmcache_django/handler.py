@@ -126,11 +126,11 @@ def _cache_for(
     kwargs: dict[str, Any],
 ) -> LLMCache:
     backend = cache_settings.get("BACKEND", "")
+    if backend in REDIS_BACKENDS | MEMCACHED_BACKENDS and "SERVER_TIMEOUT" in options:
+        kwargs["server_timeout"] = options["SERVER_TIMEOUT"]
     if backend in REDIS_BACKENDS:
         return _redis_cache(cache_alias, cache_settings, namespace, options, kwargs)
     if backend in MEMCACHED_BACKENDS:
-        if "SERVER_TIMEOUT" in options:
-            kwargs["server_timeout"] = options["SERVER_TIMEOUT"]
         return _memcached_cache(cache_alias, cache_settings, namespace, kwargs)
     from llmcache_django.backends import DjangoLLMCache
 

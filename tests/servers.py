@@ -5,11 +5,19 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 #: binary -> the Debian package that provides it.
-PACKAGES = {"redis-server": "redis-server", "memcached": "memcached", "chromium": "chromium"}
+PACKAGES = {
+    "redis-server": "redis-server",
+    "redis-sentinel": "redis-sentinel",
+    "memcached": "memcached",
+    "chromium": "chromium",
+    "openssl": "openssl",
+}
 
 
 class MissingBinaryError(RuntimeError):
@@ -41,6 +49,8 @@ class Server:
     name: str
     port: int
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: A scratch directory of the server's own, removed by :meth:`stop`.
+    directory: str | None = field(default=None, repr=False)
 
     @property
     def location(self) -> str:
@@ -63,6 +73,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def _wait_until_listening(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -80,12 +92,78 @@ class Server:
         raise RuntimeError(f"{self.name} did not listen on port {self.port} within {timeout}s")
 
 
-def start_redis() -> Server:
-    """Start redis-server on a free port: no persistence, loopback only."""
+def start_redis(*options: str) -> Server:
+    """Start redis-server on a free port: no persistence, loopback only, plus ``options``."""
     binary = require_binary("redis-server")
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "16"]
-    return Server("redis-server", port).start(argv)
+    directory = tempfile.mkdtemp(prefix="llmcache-redis-")
+    return Server("redis-server", port, directory=directory).start([*argv, "--dir", directory, *options])
+
+
+def start_redis_tls(certificates: Certificates) -> Server:
+    """Start redis-server speaking TLS only, on a free loopback port, requiring client certificates."""
+    binary = require_binary("redis-server")
+    port = free_port()
+    argv = [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    directory = tempfile.mkdtemp(prefix="llmcache-redis-")
+    argv += ["--dir", directory]
+    argv += ["--tls-cert-file", str(certificates.server_cert), "--tls-key-file", str(certificates.server_key)]
+    argv += ["--tls-ca-cert-file", str(certificates.ca_cert), "--tls-auth-clients", "yes"]
+    return Server("redis-server", port, directory=directory).start(argv)
+
+
+def start_sentinel(directory: Path, service: str, primary: Server) -> Server:
+    """Start redis-sentinel on a free loopback port, watching ``primary`` as ``service``."""
+    binary = require_binary("redis-sentinel")
+    port = free_port()
+    config = directory / f"sentinel-{port}.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+        f"sentinel monitor {service} 127.0.0.1 {primary.port} 1\n"
+        f"sentinel down-after-milliseconds {service} 1000\nsentinel failover-timeout {service} 2000\n"
+    )
+    return Server("redis-sentinel", port).start([binary, str(config)])
+
+
+@dataclass
+class Certificates:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, whose
+    private key is also kept encrypted with ``client_key_password``."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    encrypted_client_key: Path
+    client_key_password: str = "client-key-secret"
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """Create :class:`Certificates` in ``directory`` with openssl (EC keys: fast)."""
+    openssl = require_binary("openssl")
+    files = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key", "client-encrypted.key")
+    names = Certificates(*(directory / name for name in files))
+    ca_key, extensions = directory / "ca.key", directory / "san.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _run(openssl, "req", "-x509", *new_key, "-keyout", ca_key, "-out", names.ca_cert, "-days", "2", "-subj", "/CN=ca")
+    for cert, key, subject in (
+        (names.server_cert, names.server_key, "/CN=127.0.0.1"),
+        (names.client_cert, names.client_key, "/CN=client"),
+    ):
+        request = cert.with_suffix(".csr")
+        _run(openssl, "req", *new_key, "-keyout", key, "-out", request, "-subj", subject)
+        signing = ["-CA", names.ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-days", "2", "-extfile", extensions]
+        _run(openssl, "x509", "-req", "-in", request, *signing, "-out", cert)
+    password = f"pass:{names.client_key_password}"
+    _run(openssl, "pkey", "-in", names.client_key, "-aes256", "-passout", password, "-out", names.encrypted_client_key)
+    return names
+
+
+def _run(*argv: object) -> None:
+    subprocess.run([str(arg) for arg in argv], check=True, capture_output=True, timeout=30)
 
 
 def start_memcached(item_size: str = "1m") -> Server:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import redis
+import redis.asyncio
 
 from llmcache_django.listing import is_entry_name
 from llmcache_django.stats import COUNTERS
-from llmcache_django.stores.base import Store
-
-if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, Store
+from llmcache_django.stores.redis_clients import derive_client, lacks_timeouts
+from llmcache_django.stores.redis_loops import LoopClients
 
 #: Keys removed per UNLINK while clearing a namespace, and values read per MGET when listing.
 CLEAR_BATCH = 500
@@ -25,12 +23,16 @@ LIST_BATCH = 200
 class RedisStore(Store):
     """Stores each entry as one Redis string under ``prefix + name``.
 
-    Give a sync client, an async client or both; the missing one is derived from the
-    other's connection settings. A derived async client gets a bounded blocking pool per
-    event loop (async connections cannot cross loops); calls on a given async client wait
-    for one of ``async_max_connections`` slots, so a burst of lookups queues instead of
-    failing with "Too many connections". ``clear()`` SCANs the namespace and
-    UNLINKs what it finds, so the memory is reclaimed and nothing else is touched.
+    Give a sync client, an async client or both. Async calls go through clients made from the
+    given one (the async client if given, else the sync one) with every one of its connection
+    settings, one per event loop (async connections cannot cross loops), each with at most
+    ``async_max_connections`` calls at once: a burst of lookups queues (up to
+    ``async_pool_timeout`` seconds) instead of failing with "Too many connections". A loop's
+    client is released when the loop shuts down. Sync calls use the given sync client, or one
+    made from the async client. ``server_timeout`` bounds each socket operation wherever the
+    given client sets no socket or connect timeout (the cache then uses a copy of the client
+    with that timeout added); a given client's own timeouts are kept. ``clear()`` SCANs the namespace and UNLINKs what it finds, so the
+    memory is reclaimed and nothing else is touched.
     """
 
     def __init__(
@@ -41,58 +43,47 @@ class RedisStore(Store):
         async_client: redis.asyncio.Redis | None = None,
         async_max_connections: int = 50,
         async_pool_timeout: float = 20.0,
+        server_timeout: float | None = DEFAULT_SERVER_TIMEOUT,
     ) -> None:
         if client is None and async_client is None:
             raise ValueError("RedisStore needs a sync client, an async client or both")
         self.prefix = prefix
-        self._client = client
-        self._async_client = async_client
+        self._source: Any = async_client if async_client is not None else client
         self._async_max_connections = async_max_connections
-        self._async_pool_timeout = async_pool_timeout
-        self._loop_clients: weakref.WeakKeyDictionary[Any, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
-        self._loop_slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-        self.binary_safe = not _decodes_responses(client or async_client)
-        from redis.exceptions import ConnectionError, TimeoutError
+        self._server_timeout = server_timeout
+        self.client = self._sync_client(client)
+        self._new_async_client()  # a setting that cannot be carried fails here, not on first use
+        self._loops = LoopClients(self._new_async_client, async_max_connections, async_pool_timeout)
+        self.binary_safe = not _decodes_responses(self._source)
+        self.outage_errors = (*self.outage_errors, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
-        self.outage_errors = (*self.outage_errors, ConnectionError, TimeoutError)
+    def _sync_client(self, client: redis.Redis | None) -> redis.Redis:
+        if client is not None and not (self._server_timeout is not None and lacks_timeouts(client)):
+            return client
+        return derive_client(  # type: ignore[no-any-return]
+            client if client is not None else self._source, asynchronous=False, server_timeout=self._server_timeout
+        )
 
-    @property
-    def client(self) -> redis.Redis:
-        """The sync client (derived from the async one on first use if none was given)."""
-        if self._client is None:
-            from llmcache_django.stores.redis_clients import sync_client_for
-
-            assert self._async_client is not None
-            self._client = sync_client_for(self._async_client)
-        return self._client
+    def _new_async_client(self) -> redis.asyncio.Redis:
+        return derive_client(  # type: ignore[no-any-return]
+            self._source,
+            asynchronous=True,
+            server_timeout=self._server_timeout,
+            max_connections=self._async_max_connections,
+        )
 
     @property
     def async_client(self) -> redis.asyncio.Redis:
-        """The async client for the running event loop."""
-        if self._async_client is not None:
-            return self._async_client
-        loop = asyncio.get_running_loop()
-        found = self._loop_clients.get(loop)
-        if found is None:
-            from llmcache_django.stores.redis_clients import async_client_for
-
-            found = async_client_for(self.client, self._async_max_connections, self._async_pool_timeout)
-            self._loop_clients[loop] = found
-        return found
-
-    def _slots(self) -> asyncio.Semaphore | contextlib.nullcontext[None]:
-        if self._async_client is None:
-            return contextlib.nullcontext()  # our own blocking pool already queues callers
-        loop = asyncio.get_running_loop()
-        slots = self._loop_slots.get(loop)
-        if slots is None:
-            limit = min(self._async_max_connections, self._async_client.connection_pool.max_connections)
-            slots = self._loop_slots[loop] = asyncio.Semaphore(limit)
-        return slots
+        """The async client of the running event loop."""
+        return self._loops.get().client  # type: ignore[no-any-return]
 
     def describe(self) -> str:
-        kwargs = (self._client or self._async_client).connection_pool.connection_kwargs  # type: ignore[union-attr]
-        where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        pool = self._source.connection_pool
+        kwargs = pool.connection_kwargs
+        if getattr(pool, "service_name", None):
+            where = f"sentinel service {pool.service_name}"
+        else:
+            where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
         return f"redis {where} db {kwargs.get('db', 0)} (prefix {self.prefix!r})"
 
     def get(self, name: str) -> bytes | None:
@@ -123,8 +114,9 @@ class RedisStore(Store):
         self.client.set(self.prefix + name, value)
 
     async def aset_record(self, name: str, value: bytes) -> None:
-        async with self._slots():
-            await self.async_client.set(self.prefix + name, value)
+        loop_client = self._loops.get()
+        async with loop_client.slots:
+            await loop_client.client.set(self.prefix + name, value)
 
     def get_record(self, name: str) -> bytes | None:
         return self.client.get(self.prefix + name)  # type: ignore[return-value]
@@ -141,7 +133,8 @@ class RedisStore(Store):
             pipe.execute()
 
     async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
-        async with self._slots(), self.async_client.pipeline(transaction=False) as pipe:
+        loop_client = self._loops.get()
+        async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
             for counter, amount in deltas.items():
                 pipe.hincrby(self.counters_key, counter, amount)
             await pipe.execute()
@@ -161,16 +154,19 @@ class RedisStore(Store):
         return (key for key in keys if is_entry_name(_text(key)[start:]))
 
     async def aget(self, name: str) -> bytes | None:
-        async with self._slots():
-            return await self.async_client.get(self.prefix + name)  # type: ignore[no-any-return,return-value]
+        loop_client = self._loops.get()
+        async with loop_client.slots:
+            return await loop_client.client.get(self.prefix + name)  # type: ignore[no-any-return]
 
     async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
-        async with self._slots():
-            await self.async_client.set(self.prefix + name, value, px=_milliseconds(ttl))
+        loop_client = self._loops.get()
+        async with loop_client.slots:
+            await loop_client.client.set(self.prefix + name, value, px=_milliseconds(ttl))
 
     async def adelete(self, name: str) -> bool:
-        async with self._slots():
-            return bool(await self.async_client.unlink(self.prefix + name))
+        loop_client = self._loops.get()
+        async with loop_client.slots:
+            return bool(await loop_client.client.unlink(self.prefix + name))
 
     async def aclear(self) -> int | None:
         client, removed, batch = self.async_client, 0, []

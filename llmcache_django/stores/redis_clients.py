@@ -1,7 +1,9 @@
-"""Derive a sync redis-py client from an async one and back, on the same server and settings."""
+"""New redis-py clients with every connection setting of a given one: sync from async, async from
+sync, or the same kind again (for another event loop, or with the cache's time bound added)."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 from functools import cache
 from typing import Any
@@ -9,85 +11,213 @@ from typing import Any
 import redis
 import redis.asyncio
 import redis.asyncio.connection as async_connection
+import redis.asyncio.retry as async_retry
+import redis.asyncio.sentinel as async_sentinel
 import redis.connection as sync_connection
+import redis.retry as sync_retry
+import redis.sentinel as sync_sentinel
+from redis import _parsers as parsers
 
-#: Connection settings that mean the same thing to the sync and async clients.
-PORTABLE_SETTINGS = frozenset(
+#: (sync, async) twins: a derived client uses the twin of its source's class.
+CONNECTION_TWINS: list[tuple[type, type]] = [
+    (sync_connection.Connection, async_connection.Connection),
+    (sync_connection.SSLConnection, async_connection.SSLConnection),
+    (sync_connection.UnixDomainSocketConnection, async_connection.UnixDomainSocketConnection),
+    (sync_sentinel.SentinelManagedConnection, async_sentinel.SentinelManagedConnection),
+    (sync_sentinel.SentinelManagedSSLConnection, async_sentinel.SentinelManagedSSLConnection),
+]
+PARSER_TWINS: list[tuple[type, type]] = [
+    (parsers._RESP2Parser, parsers._AsyncRESP2Parser),
+    (parsers._RESP3Parser, parsers._AsyncRESP3Parser),
+    (parsers._HiredisParser, parsers._AsyncHiredisParser),
+]
+#: Entries of ``connection_kwargs`` that are one pool's own state, not settings: the new pool
+#: makes its own (copying them would tie the new pool's connections to the old pool).
+POOL_STATE = frozenset(
     {
-        "host",
-        "port",
-        "path",
-        "db",
-        "username",
-        "password",
-        "socket_timeout",
-        "socket_connect_timeout",
-        "socket_keepalive",
-        "socket_keepalive_options",
-        "retry_on_timeout",
-        "encoding",
-        "encoding_errors",
-        "decode_responses",
-        "health_check_interval",
-        "client_name",
-        "protocol",
-        "ssl_keyfile",
-        "ssl_certfile",
-        "ssl_cert_reqs",
-        "ssl_ca_certs",
-        "ssl_ca_data",
-        "ssl_check_hostname",
-        "ssl_min_version",
-        "ssl_ciphers",
+        "connection_pool",
+        "himport_registry",
+        "maint_notifications_pool_handler",
+        "orig_host_address",
+        "orig_socket_timeout",
+        "orig_socket_connect_timeout",
     }
 )
-SYNC_TO_ASYNC: dict[type, type] = {
-    sync_connection.Connection: async_connection.Connection,
-    sync_connection.SSLConnection: async_connection.SSLConnection,
-    sync_connection.UnixDomainSocketConnection: async_connection.UnixDomainSocketConnection,
-}
-ASYNC_TO_SYNC = {value: key for key, value in SYNC_TO_ASYNC.items()}
+TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+AnyClient = redis.Redis | redis.asyncio.Redis
+AnyPool = sync_connection.ConnectionPool | async_connection.ConnectionPool
 
 
-def async_client_for(client: redis.Redis, max_connections: int, timeout: float) -> redis.asyncio.Redis:
-    """Return an async client for ``client``'s server with a bounded, blocking pool.
+class ClientSettingError(ValueError):
+    """A setting of the given client has no equivalent in the client the cache must derive."""
 
-    Callers beyond ``max_connections`` wait up to ``timeout`` seconds for a connection
-    instead of failing with "Too many connections".
+
+def is_async(client: Any) -> bool:
+    """Whether ``client`` is a redis-py asyncio client."""
+    return isinstance(client, redis.asyncio.Redis)
+
+
+def lacks_timeouts(client: AnyClient) -> bool:
+    """Whether a call on ``client`` could wait for ever: no socket or connect timeout is set."""
+    settings = _pool_of(client).connection_kwargs
+    return any(settings.get(name) is None for name in TIMEOUTS)
+
+
+def derive_client(
+    client: AnyClient,
+    *,
+    asynchronous: bool,
+    server_timeout: float | None,
+    max_connections: int | None = None,
+) -> Any:
+    """Return a new client of the requested kind with every connection setting of ``client``.
+
+    Timeouts ``client`` leaves unset become ``server_timeout``; ``max_connections`` caps the
+    new pool (a blocking pool stays blocking, with its timeout). A Sentinel-managed client gives a client asking
+    the same sentinels for the same service. Raises :class:`ClientSettingError` naming a
+    setting that has no equivalent on the other kind of client.
     """
-    pool = client.connection_pool
-    connection_class = SYNC_TO_ASYNC.get(pool.connection_class, async_connection.Connection)
-    async_pool = redis.asyncio.BlockingConnectionPool(
-        max_connections=max_connections,
-        timeout=timeout,
-        connection_class=connection_class,
-        **_portable(pool.connection_kwargs, connection_class),
+    pool = _pool_of(client)
+    connection_class = pool.connection_class
+    if asynchronous != is_async(client):
+        connection_class = _twin(connection_class, CONNECTION_TWINS, asynchronous, "connection_class")
+    settings = _settings(pool, connection_class, asynchronous, server_timeout)
+    limit = _limit(pool.max_connections, max_connections)
+    if isinstance(pool, sync_sentinel.SentinelConnectionPool | async_sentinel.SentinelConnectionPool):
+        new_pool = _sentinel_pool(pool, asynchronous, server_timeout, connection_class, limit, settings)
+    else:
+        new_pool = _pool(pool, asynchronous, connection_class, limit, settings)
+    client_class = redis.asyncio.Redis if asynchronous else redis.Redis
+    # The client (not the pool) registers a streaming credential provider for re-authentication.
+    return client_class(connection_pool=new_pool, credential_provider=settings.get("credential_provider"))
+
+
+def pools_of(client: AnyClient) -> list[AnyPool]:
+    """The connection pools ``client`` uses: its own and, under Sentinel, the sentinels'."""
+    pool = _pool_of(client)
+    manager = getattr(pool, "sentinel_manager", None)
+    sentinels = manager.sentinels if manager is not None else []
+    return [pool, *(sentinel.connection_pool for sentinel in sentinels)]
+
+
+def _pool_of(client: Any) -> Any:
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        raise ClientSettingError(
+            f"{type(client).__name__} has no connection pool to take settings from; "
+            "give a redis.Redis or redis.asyncio.Redis client (Redis Cluster is not supported yet)."
+        )
+    return pool
+
+
+def _pool(pool: Any, asynchronous: bool, connection_class: type, limit: int | None, settings: dict[str, Any]) -> Any:
+    module = redis.asyncio if asynchronous else redis
+    if isinstance(pool, sync_connection.BlockingConnectionPool | async_connection.BlockingConnectionPool):
+        blocking = {"max_connections": limit, "timeout": pool.timeout}
+        return module.BlockingConnectionPool(connection_class=connection_class, **blocking, **settings)
+    return module.ConnectionPool(connection_class=connection_class, max_connections=limit, **settings)
+
+
+def _sentinel_pool(
+    pool: Any,
+    asynchronous: bool,
+    server_timeout: float | None,
+    connection_class: type,
+    limit: int | None,
+    settings: dict[str, Any],
+) -> Any:
+    module = async_sentinel if asynchronous else sync_sentinel
+    source = pool.sentinel_manager
+    manager = module.Sentinel(
+        [],
+        min_other_sentinels=source.min_other_sentinels,
+        sentinel_kwargs=source.sentinel_kwargs,
+        force_master_ip=getattr(source, "_force_master_ip", None),
     )
-    return redis.asyncio.Redis(connection_pool=async_pool)
-
-
-def sync_client_for(client: redis.asyncio.Redis) -> redis.Redis:
-    """Return a sync client for ``client``'s server and connection settings."""
-    pool = client.connection_pool
-    connection_class = ASYNC_TO_SYNC.get(pool.connection_class, sync_connection.Connection)
-    sync_pool = redis.ConnectionPool(
+    manager.sentinels = [
+        derive_client(sentinel, asynchronous=asynchronous, server_timeout=server_timeout)
+        for sentinel in source.sentinels
+    ]
+    return module.SentinelConnectionPool(
+        pool.service_name,
+        manager,
+        is_master=pool.is_master,
+        check_connection=pool.check_connection,
         connection_class=connection_class,
-        max_connections=pool.max_connections,
-        **_portable(pool.connection_kwargs, connection_class),
+        max_connections=limit,
+        **settings,
     )
-    return redis.Redis(connection_pool=sync_pool)
 
 
-def _portable(settings: dict[str, Any], connection_class: type) -> dict[str, Any]:
-    accepted = _accepted_settings(connection_class)
-    return {name: value for name, value in settings.items() if name in PORTABLE_SETTINGS & accepted}
+def _settings(pool: Any, target_class: type, asynchronous: bool, server_timeout: float | None) -> dict[str, Any]:
+    crossing = asynchronous != isinstance(pool, async_connection.ConnectionPool)
+    accepted = _parameters(target_class)
+    defaults = _parameters(pool.connection_class)
+    settings: dict[str, Any] = {}
+    for name, value in pool.connection_kwargs.items():
+        if name in POOL_STATE:
+            continue
+        carried = _crossed(name, value, asynchronous) if crossing else _copied(value)
+        if name in accepted:
+            settings[name] = carried
+        elif value is not defaults.get(name) and value != defaults.get(name):
+            raise ClientSettingError(
+                f"The client's {name}={value!r} has no equivalent on a redis-py "
+                f"{'asyncio' if asynchronous else 'sync'} client, so the cache cannot derive one with "
+                f"the same settings; give both clients (RedisLLMCache(client, async_client=...))."
+            )
+    for name in TIMEOUTS:
+        if settings.get(name) is None and name in accepted and server_timeout is not None:
+            settings[name] = server_timeout
+    return settings
+
+
+def _crossed(name: str, value: Any, asynchronous: bool) -> Any:
+    if isinstance(value, sync_retry.Retry | async_retry.Retry):
+        retry_class = async_retry.Retry if asynchronous else sync_retry.Retry
+        return retry_class(copy.deepcopy(value._backoff), value._retries, tuple(value._supported_errors))  # type: ignore[arg-type]
+    if inspect.isclass(value) and issubclass(value, parsers.BaseParser):
+        return _twin(value, PARSER_TWINS, asynchronous, name)
+    if name == "redis_connect_func" and value is not None:
+        # It gets a sync or an async connection and drives it accordingly: it cannot serve both.
+        raise ClientSettingError(
+            f"The client's redis_connect_func={value!r} works on {'sync' if asynchronous else 'asyncio'} "
+            "connections only; give both clients (RedisLLMCache(client, async_client=...))."
+        )
+    return value
+
+
+def _copied(value: Any) -> Any:
+    # A Retry keeps backoff state: each pool gets its own, as redis-py's own constructor does.
+    return copy.deepcopy(value) if isinstance(value, sync_retry.Retry | async_retry.Retry) else value
+
+
+def _twin(klass: type, twins: list[tuple[type, type]], asynchronous: bool, setting: str) -> type:
+    for sync_class, async_class in twins:
+        if klass in (sync_class, async_class):
+            return async_class if asynchronous else sync_class
+    raise ClientSettingError(
+        f"The client's {setting} {klass.__module__}.{klass.__qualname__} has no known "
+        f"{'asyncio' if asynchronous else 'sync'} counterpart; give both clients "
+        "(RedisLLMCache(client, async_client=...))."
+    )
+
+
+def _limit(source: int | None, cap: int | None) -> int | None:
+    if cap is None:
+        return source
+    return cap if source is None else min(source, cap)
 
 
 @cache
-def _accepted_settings(connection_class: type) -> frozenset[str]:
-    names: set[str] = set()
+def _parameters(connection_class: type) -> dict[str, Any]:
+    """Every keyword ``connection_class`` (or a base) takes, with its default (or ``None``)."""
+    names: dict[str, Any] = {}
     for klass in connection_class.__mro__:
         init = klass.__dict__.get("__init__")
-        if init is not None:
-            names.update(inspect.signature(init).parameters)
-    return frozenset(names)
+        if init is None:
+            continue
+        for name, parameter in inspect.signature(init).parameters.items():
+            if parameter.kind is parameter.KEYWORD_ONLY or parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
+                names.setdefault(name, None if parameter.default is parameter.empty else parameter.default)
+    return names
