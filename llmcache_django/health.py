@@ -74,10 +74,10 @@ def server_probes(store: Store) -> list[ServerProbe]:
     nodes = _pooled_memcached_nodes(store)
     if nodes:
         key = store.key(PROBE_NAME)  # type: ignore[attr-defined]
-        return [(_server_name(node.server), _node_read(node, key)) for node in nodes]
+        return [(_server_name(node.server), _retrying(store, _node_read(node, key))) for node in nodes]
     if isinstance(store, (DatabaseStore, DjangoStore)):
         return [(store.describe(), lambda: _closing_connections(store.get, PROBE_NAME))]
-    return [(store.describe(), lambda: store.get(PROBE_NAME))]
+    return [(store.describe(), _retrying(store, lambda: store.get(PROBE_NAME)))]
 
 
 def run_bounded(probes: list[ServerProbe], timeout: float) -> list[ServerHealth]:
@@ -112,7 +112,7 @@ def _run(name: str, read: Callable[[], Any], results: dict[str, ServerHealth]) -
     try:
         read()
     except Exception as exc:
-        results[name] = ServerHealth(name, f"{type(exc).__name__}: {exc}", None)
+        results[name] = ServerHealth(name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, None)
     else:
         results[name] = ServerHealth(name, None, time.perf_counter() - started)
 
@@ -134,6 +134,20 @@ def _pooled_memcached_nodes(store: Store) -> list[Any]:
 
 def _node_read(node: Any, key: str) -> Callable[[], Any]:
     return lambda: node.get(key)
+
+
+def _retrying(store: Store, read: Callable[[], Any]) -> Callable[[], Any]:
+    """``read``, tried once more on a pooled connection the server dropped, as the cache does."""
+
+    def read_once_more() -> Any:
+        try:
+            return read()
+        except Exception as exc:
+            if not store.is_stale_connection(exc):
+                raise
+        return read()
+
+    return read_once_more
 
 
 def _closing_connections(read: Callable[[str], Any], name: str) -> Any:

@@ -2,9 +2,9 @@
 
 :func:`timed_lookup` decorates ``LLMCache.lookup_entry`` / ``alookup_entry``. Without
 prometheus-client it returns the method unchanged, so a lookup pays nothing; with it, a
-lookup pays two clock reads, a bisect and one uncontended lock (about 0.5 µs, against
-about 3 µs for ``prometheus_client.Histogram.observe``). :mod:`llmcache_django.metrics`
-turns the buckets into a histogram at scrape time.
+lookup pays two clock reads, a bisect and one uncontended lock (about 1.1 µs measured,
+against 1.6-2.0 µs for the same wrapper around ``prometheus_client.Histogram.observe``).
+:mod:`llmcache_django.metrics` turns the buckets into a histogram at scrape time.
 """
 
 from __future__ import annotations

@@ -98,6 +98,17 @@ def test_one_memcached_server_of_three_down_is_degraded(memcached_pool: list[ser
     assert down == [memcached_pool[1].location]
 
 
+def test_a_restarted_memcached_is_reachable_at_once(memcached_pool: list[servers.Server]) -> None:
+    with llm_alias(pool_settings(memcached_pool)):
+        assert probe("default").status is Status.REACHABLE  # the pools now hold open connections
+        old = memcached_pool[0]
+        assert old.process is not None
+        old.stop()
+        memcached_pool[0] = servers.Server(old.name, old.port).start(list(old.process.args))  # type: ignore[arg-type]
+        health = probe("default")
+    assert health.status is Status.REACHABLE, health.detail  # the dropped connection was retried once
+
+
 def test_a_memcached_that_stops_answering_is_down_within_the_bound(memcached_pool: list[servers.Server]) -> None:
     assert memcached_pool[0].process is not None
     with llm_alias(pool_settings(memcached_pool[:1])):
