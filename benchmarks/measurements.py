@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from benchmarks.cases import Latency, Stored
 from benchmarks.concurrency import Throughput
 from benchmarks.stats_overhead import StatsOverhead
+from benchmarks.streaming import StreamingResults
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Measurements:
     throughputs: list[Throughput] = field(default_factory=list)
     end_to_end: list[Latency] = field(default_factory=list)
     stats: StatsOverhead | None = None
+    streaming: StreamingResults | None = None
     logged: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 

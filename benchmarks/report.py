@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import streaming
 from benchmarks.cases import OPS
 from benchmarks.fixtures import payloads
 from benchmarks.measurements import Measurements
@@ -127,6 +128,7 @@ def markdown(m: Measurements, targets: list[Target]) -> str:
         storage_section(m),
         end_to_end_section(m),
         stats_section(m),
+        streaming.report_lines(m.streaming) if m.streaming else [],
     ]
     return "\n".join(line for section in sections for line in section)
 

@@ -90,6 +90,16 @@ def stats_targets(m: Measurements) -> list[Target]:
     return [Target("stats overhead on a Redis hit", m.stats.overhead * 100, 5, True, " %")]
 
 
+def streaming_targets(m: Measurements) -> list[Target]:
+    """Replay's first chunk within 2 times a lookup hit; recording under 5 % of the stream."""
+    if m.streaming is None:
+        return []
+    return [
+        Target("replay first chunk / lookup hit", m.streaming.replay_first_vs_lookup, 2, True),
+        Target("recording overhead on a live stream", m.streaming.recording_overhead * 100, 5, True, " %"),
+    ]
+
+
 def evaluate(m: Measurements) -> list[Target]:
     """Every target of the issue, in its order."""
-    return latency_targets(m) + concurrency_targets(m) + storage_targets(m) + stats_targets(m)
+    return latency_targets(m) + concurrency_targets(m) + storage_targets(m) + stats_targets(m) + streaming_targets(m)

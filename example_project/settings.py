@@ -56,7 +56,7 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "db.sqlite3",
+        "NAME": os.environ.get("LLMCACHE_DEMO_DB") or BASE_DIR / "db.sqlite3",
         # The sync and async views share the file; wait for a lock rather than fail.
         "OPTIONS": {"timeout": 20},
     },

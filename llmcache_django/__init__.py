@@ -5,6 +5,7 @@ Public API::
     from llmcache_django import llm_caches          # llm_caches["default"] -> BaseCache
     from llmcache_django import RedisLLMCache, MemcachedLLMCache, DjangoLLMCache
     from llmcache_django.compat import RedisCache, AsyncRedisCache, MemcachedCache
+    from llmcache_django import cached              # cached(model): streams cached too
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["DjangoLLMCache", "LLMCache", "MemcachedLLMCache", "RedisLLMCache", "llm_caches"]
+__all__ = ["DjangoLLMCache", "LLMCache", "MemcachedLLMCache", "RedisLLMCache", "cached", "llm_caches"]
 
 if TYPE_CHECKING:
     from llmcache_django.backends import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache
     from llmcache_django.cache import LLMCache
     from llmcache_django.handler import llm_caches
+    from llmcache_django.streaming import cached
 
 
 def __getattr__(name: str) -> Any:
@@ -35,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from llmcache_django.handler import llm_caches
 
         return llm_caches
+    if name == "cached":
+        from llmcache_django.streaming import cached
+
+        return cached
     raise AttributeError(f"module 'llmcache_django' has no attribute {name!r}")

@@ -50,6 +50,7 @@ class LLMCacheAdmin(admin.ModelAdmin):
             path("", self._admin_view(type(self).changelist_view), name=f"{name}_changelist"),
             path("<str:alias>/", self._admin_view(admin_views.entry_list), name=f"{name}_entries"),
             path("<str:alias>/clear/", self._admin_view(admin_views.clear), name=f"{name}_clear"),
+            path("<str:alias>/reset-stats/", self._admin_view(admin_views.reset_stats), name=f"{name}_reset_stats"),
             path("<str:alias>/entry/<str:name>/", self._admin_view(admin_views.entry_detail), name=f"{name}_entry"),
             path(
                 "<str:alias>/entry/<str:name>/delete/",
@@ -62,6 +63,9 @@ class LLMCacheAdmin(admin.ModelAdmin):
         """``view(model_admin, request, ...)`` behind the admin site's login and CSRF checks."""
 
         def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            return view(self, request, *args, **kwargs)
+            try:
+                return view(self, request, *args, **kwargs)
+            except admin_views.ServerUnavailable as exc:  # a page, not a 500, when the server is down
+                return admin_views.unavailable(self, request, exc, kwargs.get("alias", ""))
 
         return self.admin_site.admin_view(update_wrapper(bound, view))

@@ -88,6 +88,8 @@ class Entry:
     expires: float | None = None
     #: Seconds the model took to produce this answer (miss -> write), when known.
     duration: float | None = None
+    #: Bytes of the JSON body before compression (0 for an entry not read from a store).
+    body_size: int = 0
 
 
 class EntryTooLargeError(ValueError):
@@ -130,7 +132,8 @@ def decode(value: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_
     """
     raw = value.encode() if isinstance(value, str) else value
     try:
-        data = orjson.loads(_bounded_values(_unwrap(raw, max_bytes)))
+        body = _bounded_values(_unwrap(raw, max_bytes))
+        data = orjson.loads(body)
         if not isinstance(data, dict):
             raise CodecError("an entry is a JSON object")
         return Entry(
@@ -141,6 +144,7 @@ def decode(value: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_
             _timestamp(data.get("c")),
             _timestamp(data["x"]) if data.get("x") is not None else None,
             _duration(data.get("d")),
+            len(body),
         )
     except CodecError:
         raise

@@ -13,7 +13,6 @@ from llmcache_django import codec
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 #: Model identifiers in LangChain's ``llm_string``, most specific first.
 MODEL_PARAMS = ("model_name", "model", "model_id", "deployment_name", "_type")
-PREVIEW_CHARS = 120
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,8 @@ class EntryInfo:
     expires: float | None
     size: int
     duration: float | None
+    #: Bytes of the entry before compression (``size`` is what the server stores).
+    original_size: int = 0
 
     @property
     def ttl_left(self) -> float | None:
@@ -40,10 +41,9 @@ class EntryInfo:
         return max(0.0, time.time() - self.created)
 
     @property
-    def prompt_preview(self) -> str:
-        """The prompt on one line, shortened for lists."""
-        flat = " ".join(self.prompt.split())
-        return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+    def compressed(self) -> bool:
+        """Whether the server holds this entry compressed."""
+        return self.original_size > self.size
 
 
 def is_entry_name(name: str) -> bool:
@@ -66,6 +66,7 @@ def entry_info(
         expires=entry.expires,
         size=len(value),
         duration=entry.duration,
+        original_size=entry.body_size,
     )
     return info, entry
 

@@ -13,6 +13,8 @@ class LLMCache(models.Model):
     """
 
     alias = models.CharField(max_length=200, primary_key=True)
+    #: What an admin action touched, for the "Recent actions" list (not a field).
+    label = ""
 
     class Meta:
         managed = False
@@ -25,4 +27,4 @@ class LLMCache(models.Model):
         verbose_name_plural = "LLM caches"
 
     def __str__(self) -> str:
-        return f"LLM cache {self.alias!r}"
+        return self.label or f"LLM cache {self.alias!r}"

@@ -1,9 +1,13 @@
-# `make demo`: the example project on 127.0.0.1:8000 with no server and no API key.
-# Included by the main Makefile, which defines VENV, PY and the `venv` target.
+# `make demo`: the example project on 127.0.0.1:8000 with no server and no API key, served
+# under ASGI by uvicorn, so the async views run on the event loop and answers stream.
+# Included by the main Makefile, which defines VENV, PY, PIP and the `venv` target.
 
 VENV ?= .venv
 PY ?= $(VENV)/bin/python
 DEMO_ADDR ?= 127.0.0.1:8000
+DEMO_HOST = $(firstword $(subst :, ,$(DEMO_ADDR)))
+DEMO_PORT = $(lastword $(subst :, ,$(DEMO_ADDR)))
+DEMO_STAMP := $(VENV)/.installed-demo-stamp
 DEMO_REDIS_PORT ?= 6379
 DEMO_MEMCACHED_PORT ?= 11211
 # The demo's SQLite file: migrations, the database cache table and the demo superuser.
@@ -12,10 +16,15 @@ DEMO_MIGRATIONS := $(wildcard llmcache_django/migrations/*.py)
 
 .PHONY: demo demo-redis demo-memcached
 
-demo: $(DEMO_DB) | venv
+demo: $(DEMO_DB) | $(DEMO_STAMP)
 	@echo "LLM cache: $${LLMCACHE_DEMO_BACKEND:-database}. Open http://$(DEMO_ADDR)/ and ask the same thing twice."
 	@echo "Admin: http://$(DEMO_ADDR)/admin/ (demo / demo if make demo created it; local use only)."
-	@$(PY) manage.py runserver $(DEMO_ADDR)
+	@$(PY) -m uvicorn example_project.asgi:application --host $(DEMO_HOST) --port $(DEMO_PORT)
+
+# The package with the demo's ASGI server.
+$(DEMO_STAMP): pyproject.toml | venv
+	@$(PIP) install --quiet -e '.[demo,redis,memcached]'
+	@touch $@
 
 # Made only when missing or when the package gains a migration, so a second run starts at once.
 # The cache table is created whatever LLMCACHE_DEMO_BACKEND says: `make demo` still works after

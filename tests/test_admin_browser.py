@@ -121,7 +121,7 @@ def test_operator_sees_an_entry_arrive_opens_it_and_clears_its_model(page: Page,
 
     page.click('tr[data-alias="default"] th a')
     page.screenshot(path=ARTIFACTS / "admin-entries.png", full_page=True)
-    page.click("text=human: What is the capital of France?")
+    page.click("text=What is the capital of France?")
     expect(page.locator(".llmcache-text")).to_have_text("Paris is the capital of France.")
     expect(page.locator(".llmcache-ttl-left")).to_have_text(re.compile(r"59 min|1 h"))
     page.screenshot(path=ARTIFACTS / "admin-entry.png", full_page=True)
@@ -156,3 +156,51 @@ def fill_other_entries(cache: LLMCache) -> None:
     for _ in range(4):
         summary.invoke("Summarise this ticket: the admin page is slow.")  # one miss, three hits
     summaries.flush_stats()
+
+
+def test_with_its_servers_killed_the_admin_still_answers_and_fits_800_pixels(
+    browser: Browser, live_server: Any, static_files: None, settings: Any
+) -> None:
+    from tests import servers
+
+    redis_server, memcached_server = servers.start_redis(), servers.start_memcached()
+    settings.CACHES = {
+        **settings.CACHES,
+        "redis": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_server.url,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        },
+        "memcached": {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": memcached_server.location,
+        },
+    }
+    settings.LLM_CACHES = {"default": {"CACHE": "db"}, "chat": {"CACHE": "redis"}, "summaries": {"CACHE": "memcached"}}
+    llm_caches["default"].clear()
+    for alias in ("chat", "summaries"):
+        FakeListChatModel(responses=["x"], cache=llm_caches[alias]).invoke("a question long enough to wrap " * 4)
+    redis_server.stop()
+    memcached_server.stop()
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 800, "height": 720})
+    page = context.new_page()
+    try:
+        page.goto(f"/admin/login/?next={DASHBOARD}")
+        page.fill("#id_username", "root")
+        page.fill("#id_password", "pw")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"**{DASHBOARD}")
+        for alias, port in (("chat", redis_server.port), ("summaries", memcached_server.port)):
+            expect(page.locator(f'tr[data-alias="{alias}"] .llmcache-error')).to_contain_text(f"127.0.0.1:{port}")
+        expect(page.locator('tr[data-alias="default"] .llmcache-count')).to_have_text("0")  # the rest still works
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "admin-dashboard-servers-down-800px.png", full_page=True)
+        page.click('tr[data-alias="chat"] th a')
+        expect(page.locator(".llmcache-server-error")).to_contain_text(f"127.0.0.1:{redis_server.port}")
+        expect(page.locator("#searchbar")).to_have_count(0)
+        expect(page.locator("a.llmcache-clear")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    finally:
+        context.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
+from dataclasses import dataclass
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -97,6 +100,43 @@ def test_tokens_saved_add_up_the_answers_served_from_the_cache(demo_backend: str
     assert third.context["tokens_saved"] == 2 * answer_tokens
 
 
+def test_a_streamed_answer_streams_live_then_replays_from_the_cache(demo_backend: str) -> None:
+    client = Client()
+    first = read_events(b"".join(client.post("/stream/", {"prompt": PROMPT}).streaming_content))
+    second = read_events(b"".join(client.post("/stream/", {"prompt": PROMPT}).streaming_content))
+
+    assert first.done["cache_hit"] is False
+    assert second.done["cache_hit"] is True
+    assert first.text == second.text == first.done["text"]
+    assert len(first.tokens) > 1 and len(second.tokens) > 1  # token by token, both times
+    assert second.done["tokens_saved"] == second.done["total_tokens"] > 0
+    assert _local_model().calls == 1
+
+
+async def test_async_stream_view_replays_from_the_cache_without_a_model_call(demo_backend: str) -> None:
+    client = AsyncClient()
+    first = read_events(await _async_body(await client.post("/async/stream/", {"prompt": PROMPT})))
+    second = read_events(await _async_body(await client.post("/async/stream/", {"prompt": PROMPT})))
+
+    assert (first.done["cache_hit"], second.done["cache_hit"]) == (False, True)
+    assert second.text == first.text
+    assert _local_model().calls == 1
+
+
+def test_an_answer_asked_with_the_form_is_replayed_by_the_stream(demo_backend: str) -> None:
+    client = Client()
+    posted = client.post("/", {"prompt": PROMPT}).context["answer"]
+    streamed = read_events(b"".join(client.post("/stream/", {"prompt": PROMPT}).streaming_content))
+
+    assert streamed.done["cache_hit"] is True
+    assert streamed.text == posted.text
+
+
+def test_stream_view_refuses_an_empty_prompt(example_site: Settings) -> None:
+    assert Client().post("/stream/", {"prompt": ""}).status_code == 400
+    assert Client().get("/stream/").status_code == 405
+
+
 def test_page_offers_the_prompt_box_both_views_and_the_admin_link(example_site: Settings) -> None:
     page = Client().get("/").content.decode()
 
@@ -184,6 +224,34 @@ def test_demo_names_the_package_when_the_server_is_not_installed(
 
     assert local_servers.ensure_server("memcached", closed_port) == 1
     assert "sudo apt-get install memcached" in capsys.readouterr().err
+
+
+@dataclass
+class Events:
+    """A Server-Sent Events response, read."""
+
+    tokens: list[str]
+    done: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+
+def read_events(body: bytes) -> Events:
+    """The `token` texts and the `done` event of a stream view's response."""
+    tokens, done = [], {}
+    for raw in body.decode().strip().split("\n\n"):
+        name, data = (line.split(": ", 1)[1] for line in raw.splitlines())
+        if name == "token":
+            tokens.append(json.loads(data)["text"])
+        else:
+            done = json.loads(data)
+    return Events(tokens, done)
+
+
+async def _async_body(response: Any) -> bytes:
+    return b"".join([chunk async for chunk in response.streaming_content])
 
 
 def _local_model() -> LocalChatModel:

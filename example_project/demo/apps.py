@@ -6,11 +6,11 @@ from django.apps import AppConfig
 
 
 class DemoConfig(AppConfig):
-    """Connects the cache-outcome receivers and the model's settings reset."""
+    """Connects the model's settings reset."""
 
     name = "example_project.demo"
     label = "llmcache_demo"
     verbose_name = "LLM cache demo"
 
     def ready(self) -> None:
-        from example_project.demo import chat, outcomes  # noqa: F401 (connect receivers)
+        from example_project.demo import chat  # noqa: F401 (connect the receiver)

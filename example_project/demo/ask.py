@@ -8,7 +8,6 @@ from time import perf_counter
 from langchain_core.messages import AIMessage, BaseMessage
 
 from example_project.demo.chat import chat_model
-from example_project.demo.outcomes import CacheOutcome, cache_outcome
 
 
 @dataclass(frozen=True)
@@ -32,26 +31,25 @@ class Answer:
 
 
 def ask(prompt: str) -> Answer:
-    """Ask the model `prompt` in this thread; LangChain's global cache is consulted first."""
-    with cache_outcome() as outcome:
-        started = perf_counter()
-        message = chat_model().invoke(prompt)
-        return _answer(message, outcome, perf_counter() - started)
+    """Ask the model `prompt` in this thread; the cache is consulted first."""
+    started = perf_counter()
+    message = chat_model().invoke(prompt)
+    return answer_from(message, perf_counter() - started)
 
 
 async def aask(prompt: str) -> Answer:
     """Ask the model `prompt` without blocking the event loop."""
-    with cache_outcome() as outcome:
-        started = perf_counter()
-        message = await chat_model().ainvoke(prompt)
-        return _answer(message, outcome, perf_counter() - started)
+    started = perf_counter()
+    message = await chat_model().ainvoke(prompt)
+    return answer_from(message, perf_counter() - started)
 
 
-def _answer(message: BaseMessage, outcome: CacheOutcome, seconds: float) -> Answer:
+def answer_from(message: BaseMessage, seconds: float) -> Answer:
+    """The page's view of `message`: the hit marker of `cached(...)` says where it came from."""
     usage = message.usage_metadata if isinstance(message, AIMessage) else None
     return Answer(
         text=str(message.text),
-        cache_hit=outcome.hit,
+        cache_hit=bool(message.response_metadata.get("llm_cache", {}).get("hit")),
         seconds=seconds,
         total_tokens=usage["total_tokens"] if usage else 0,
     )

@@ -13,6 +13,7 @@ from django.dispatch import receiver
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from example_project.demo.local_model import LocalChatModel
+from llmcache_django import cached
 
 OPENAI_MODEL = "gpt-4o-mini"
 LATENCY = 1.5  # seconds; settings.LLMCACHE_DEMO_LATENCY overrides it
@@ -20,7 +21,12 @@ LATENCY = 1.5  # seconds; settings.LLMCACHE_DEMO_LATENCY overrides it
 
 @functools.cache
 def chat_model() -> BaseChatModel:
-    """The demo's one chat model instance, built on first use."""
+    """The demo's one chat model, built on first use: invoke and stream both cached."""
+    return cached(bare_chat_model())
+
+
+def bare_chat_model() -> BaseChatModel:
+    """ChatOpenAI when configured, else the local model; not wrapped."""
     if openai_configured():
         from langchain_openai import ChatOpenAI
 

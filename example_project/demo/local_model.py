@@ -6,13 +6,14 @@ import asyncio
 import hashlib
 import re
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
 FACTS = (
@@ -73,6 +74,47 @@ class LocalChatModel(BaseChatModel):
         self._calls += 1
         await asyncio.sleep(self._seconds_for(messages))
         return self._result(messages)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        self._calls += 1
+        chunks = self._chunks(messages)
+        pause = self._seconds_for(messages) / len(chunks)
+        for chunk in chunks:
+            time.sleep(pause)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        self._calls += 1
+        chunks = self._chunks(messages)
+        pause = self._seconds_for(messages) / len(chunks)
+        for chunk in chunks:
+            await asyncio.sleep(pause)
+            yield chunk
+
+    def _chunks(self, messages: list[BaseMessage]) -> list[ChatGenerationChunk]:
+        """The answer word by word, usage and metadata on the last chunk, as providers stream."""
+        message = self._result(messages).generations[0].message
+        words = re.findall(r"\S+\s*", str(message.content))
+        chunks = [AIMessageChunk(content=word) for word in words]
+        chunks[-1] = AIMessageChunk(
+            content=words[-1],
+            usage_metadata=message.usage_metadata,  # type: ignore[attr-defined]
+            response_metadata=message.response_metadata,
+            chunk_position="last",
+        )
+        return [ChatGenerationChunk(message=chunk) for chunk in chunks]
 
     def _seconds_for(self, messages: list[BaseMessage]) -> float:
         # Between 0.7 and 1.3 times the mean, fixed per prompt like a real model's length.

@@ -20,10 +20,16 @@ def page_context(answer_context: dict[str, Any]) -> dict[str, Any]:
         **answer_context,
         "cache_class": type(cache).__name__,
         "cache_location": cache_location(),
-        "stats": cache.stats.snapshot() if cache.stats is not None else None,
+        "stats": process_stats(),
         "model_label": model_label(chat_model()),
         "admin_url": admin_url(),
     }
+
+
+def process_stats() -> dict[str, Any] | None:
+    """This process's counters of the default LLM cache, or `None` when stats are off."""
+    stats = llm_caches["default"].stats
+    return stats.snapshot() if stats is not None else None
 
 
 def cache_location() -> str:

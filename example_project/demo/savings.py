@@ -16,3 +16,9 @@ def add_tokens_saved(session: SessionBase, answer: Answer | None) -> int:
         tokens_saved += answer.tokens_saved
         session[SESSION_KEY] = tokens_saved
     return tokens_saved
+
+
+def start_tally(session: SessionBase) -> None:
+    """Make sure the visitor has a session before a streamed answer: its cookie goes out
+    with the response headers, before the answer is known."""
+    session.setdefault(SESSION_KEY, 0)

@@ -1,4 +1,5 @@
-"""The prompt page: `/` is the sync view, `/async/` the async one."""
+"""The prompt page: `/` and `/async/` answer a form post; `stream/` and `async/stream/`
+stream the answer as Server-Sent Events (sync and async views)."""
 
 from __future__ import annotations
 
@@ -10,4 +11,6 @@ app_name = "demo"
 urlpatterns = [
     path("", views.index, name="index"),
     path("async/", views.ask_async, name="ask-async"),
+    path("stream/", views.stream, name="stream"),
+    path("async/stream/", views.astream, name="astream"),
 ]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
+from django.contrib.admin.models import CHANGE
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 from llmcache_django.admin_views.common import (
@@ -15,6 +16,7 @@ from llmcache_django.admin_views.common import (
     count_text,
     entry_or_404,
     log_deletion,
+    reading,
     render_page,
     require_clear,
 )
@@ -38,6 +40,8 @@ def clear(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> HttpR
     if request.method == "POST":
         back = admin_url(model_admin, "entries", alias) if model else admin_url(model_admin, "changelist")
         return _delete_and_report(request, alias, back, scope, lambda: cache.delete_entries(model=model or None))
+    with reading(cache):
+        count = cache.count_entries(model=model or None)
     return render_page(
         model_admin,
         request,
@@ -46,7 +50,7 @@ def clear(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> HttpR
         alias=alias,
         cache=cache,
         scope=scope,
-        count=count_text(cache.count_entries(model=model or None)),
+        count=count_text(count),
         model=model,
         cancel_url=admin_url(model_admin, "entries", alias, query={"model": model}),
         submit_label="Yes, clear them",
@@ -90,16 +94,49 @@ def _delete_and_report(
             alias,
             f"Deleted {count_text(exc.deleted)} of {exc.total} ({scope}), then failed: {exc.__cause__}.",
             messages.ERROR,
+            what=f"{scope} ({exc.deleted} of {exc.total}, then failed)",
         )
         return HttpResponseRedirect(back)
     except Exception as exc:  # the server is down: say so; nothing went, so nothing is logged
         logger.warning("LLM cache admin: deleting %s failed: %s", scope, exc)
         messages.error(request, f"Could not delete {scope}: {type(exc).__name__}: {exc}")
         return HttpResponseRedirect(back)
-    _log_and_tell(request, alias, f"Deleted {count_text(count)} ({scope}).", messages.SUCCESS)
+    _log_and_tell(
+        request,
+        alias,
+        f"Deleted {count_text(count)} ({scope}).",
+        messages.SUCCESS,
+        what=f"{scope} ({count_text(count)})",
+    )
     return HttpResponseRedirect(back)
 
 
-def _log_and_tell(request: HttpRequest, alias: str, text: str, level: int) -> None:
-    log_deletion(request, alias, text)
+def reset_stats(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> HttpResponse:
+    """Set an alias's shared counters back to zero after confirmation; entries stay."""
+    require_clear(model_admin, request)
+    cache = cache_or_404(alias)
+    back = admin_url(model_admin, "changelist")
+    if request.method == "POST":
+        try:
+            cache.reset_stats()
+        except Exception as exc:
+            messages.error(request, f"Could not reset the stats of LLM cache {alias!r}: {type(exc).__name__}: {exc}")
+            return HttpResponseRedirect(back)
+        text = f"Reset the shared stats of LLM cache {alias!r} (hits, misses, writes, errors, savings); entries kept."
+        log_deletion(request, alias, text, what=f"stats of LLM cache {alias!r}", flag=CHANGE)
+        messages.success(request, text)
+        return HttpResponseRedirect(back)
+    return render_page(
+        model_admin,
+        request,
+        "confirm_reset.html",
+        f"Reset the stats of LLM cache “{alias}”?",
+        alias=alias,
+        cache=cache,
+        cancel_url=back,
+    )
+
+
+def _log_and_tell(request: HttpRequest, alias: str, text: str, level: int, *, what: str = "") -> None:
+    log_deletion(request, alias, text, what=what)
     messages.add_message(request, level, text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.admin.models import DELETION, LogEntry
@@ -54,6 +56,33 @@ def require_clear(model_admin: LLMCacheAdmin, request: HttpRequest) -> None:
         raise PermissionDenied
 
 
+class ServerUnavailable(Exception):
+    """Reading a cache's server failed; the page shows ``text`` instead of a 500."""
+
+    def __init__(self, cache: LLMCache, text: str) -> None:
+        super().__init__(text)
+        self.cache = cache
+        self.text = text
+
+
+def server_error_text(cache: LLMCache, exc: BaseException) -> str:
+    """What failed, where: the alias, the server(s) and the exception, never an empty message."""
+    doc = (type(exc).__doc__ or "").strip().splitlines()
+    message = str(exc).strip() or (doc[0] if doc else "") or "no message"
+    return f"LLM cache {cache.alias!r} on {cache.store.describe()}: {type(exc).__name__}: {message}"
+
+
+@contextmanager
+def reading(cache: LLMCache) -> Iterator[None]:
+    """Turn any failure to read ``cache``'s server into :class:`ServerUnavailable`."""
+    try:
+        yield
+    except Http404:
+        raise
+    except Exception as exc:
+        raise ServerUnavailable(cache, server_error_text(cache, exc)) from exc
+
+
 def cache_or_404(alias: str) -> LLMCache:
     """The LLM cache for ``alias``, or a 404 when ``LLM_CACHES`` has no such alias."""
     if alias not in llm_caches:
@@ -64,7 +93,14 @@ def cache_or_404(alias: str) -> LLMCache:
 def entry_or_404(alias: str, name: str) -> tuple[LLMCache, EntryInfo, list[Generation]]:
     """The cache, the entry ``name`` and its generations, or a 404 when it is gone."""
     cache = cache_or_404(alias)
-    found = cache.get_entry(name)
+    with reading(cache):
+        found = cache.get_entry(name)
+    if found is None and cache.store.unreachable_nodes():
+        down = ", ".join(cache.store.unreachable_nodes())
+        raise ServerUnavailable(
+            cache,
+            f"LLM cache {alias!r} on {cache.store.describe()}: node {down} is not answering, so its entries cannot be read.",
+        )
     if found is None:
         raise Http404(f"LLM cache {alias!r} has no entry {name!r} (it may have expired or been cleared).")
     return cache, found[0], found[1]
@@ -80,17 +116,19 @@ def admin_url(model_admin: LLMCacheAdmin, page: str, *args: str, query: dict[str
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def log_deletion(request: HttpRequest, alias: str, message: str) -> None:
-    """Record in the admin's ``LogEntry`` table who deleted what from ``alias``."""
+def log_deletion(request: HttpRequest, alias: str, message: str, *, what: str = "", flag: int = DELETION) -> None:
+    """Record in the admin's ``LogEntry`` table who did what to ``alias``; ``what`` (e.g.
+    "model 'gpt-4o' of LLM cache 'default'") is what "Recent actions" lists."""
     record = LLMCacheRecord(alias=alias)
+    record.label = what
     user_id = cast(int, request.user.pk)  # admin views only run for a logged-in user
     if hasattr(LogEntry.objects, "log_actions"):  # Django >= 5.1
-        LogEntry.objects.log_actions(user_id, [record], DELETION, change_message=message, single_object=True)
+        LogEntry.objects.log_actions(user_id, [record], flag, change_message=message, single_object=True)
         return
     content_type = ContentType.objects.get_for_model(LLMCacheRecord, for_concrete_model=False)
     # Django < 5.1 has only log_action() (the stubs follow the newest Django).
     LogEntry.objects.log_action(  # type: ignore[attr-defined]
-        user_id, content_type.pk, alias, str(record), DELETION, change_message=message
+        user_id, content_type.pk, alias, str(record), flag, change_message=message
     )
 
 
@@ -102,11 +140,16 @@ def count_text(count: int | None) -> str:
 
 
 def format_seconds(seconds: float | None) -> str:
-    """A duration for people: ``"0.42 s"``, ``"12 s"``, ``"5 min"``, ``"2 h 5 min"``, ``"3 d 4 h"``."""
+    """A duration for people: ``"< 1 ms"``, ``"420 ms"``, ``"4.2 s"``, ``"12 s"``, ``"5 min"``,
+    ``"2 h 5 min"``, ``"3 d 4 h"``."""
     if seconds is None:
         return "—"
+    if seconds < 0.001:
+        return "< 1 ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 10:
-        return f"{seconds:.2f} s"
+        return f"{seconds:.1f} s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     minutes, hours = int(seconds // 60), int(seconds // 3600)
@@ -116,3 +159,8 @@ def format_seconds(seconds: float | None) -> str:
         return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
     days = int(seconds // 86400)
     return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
+
+
+def age_text(seconds: float) -> str:
+    """How long ago: ``"just now"`` under a minute, then ``"5 min ago"``, ``"2 h 5 min ago"``..."""
+    return "just now" if seconds < 60 else f"{format_seconds(seconds)} ago"

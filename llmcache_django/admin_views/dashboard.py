@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest, HttpResponse
 
-from llmcache_django.admin_views.common import admin_url, format_seconds, render_page, require_view
+from llmcache_django.admin_views.common import (
+    admin_url,
+    format_seconds,
+    render_page,
+    require_view,
+    server_error_text,
+)
 from llmcache_django.handler import llm_caches
 
 if TYPE_CHECKING:
@@ -42,12 +48,29 @@ class HitChart:
 
 
 @dataclass
+class ModelSummary:
+    """One model's share of an alias: entries and bytes (stored, and before compression)."""
+
+    model: str
+    entries: int = 0
+    size: int = 0
+    original_size: int = 0
+    entries_url: str = ""
+
+
+#: Counters shown under the hit ratio when they are not zero (writes and errors always).
+ACTIVITY = (("writes", "write", "writes"), ("errors", "error", "errors"), ("skipped", "skipped call", "skipped calls"))
+COALESCED = ("coalesced", "coalesced call", "coalesced calls")
+
+
+@dataclass
 class AliasSummary:
     """What the dashboard shows for one alias; ``error`` says what could not be read."""
 
     alias: str
     entries_url: str
     clear_url: str
+    reset_url: str = ""
     backend: str = ""
     location: str = ""
     namespace: str = ""
@@ -55,11 +78,16 @@ class AliasSummary:
     can_list: bool = False
     entries: int | None = None
     size: int | None = None
+    original_size: int | None = None
+    models: list[ModelSummary] = field(default_factory=list)
+    activity: list[str] = field(default_factory=list)
     scan_capped: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
     chart: HitChart | None = None
     time_saved: str = ""
     error: str = ""
+    #: Servers of a pool the client treats as down; their entries miss until they are back.
+    down_nodes: list[str] = field(default_factory=list)
 
 
 def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
@@ -75,16 +103,21 @@ def summarize(model_admin: LLMCacheAdmin, alias: str) -> AliasSummary:
         alias=alias,
         entries_url=admin_url(model_admin, "entries", alias),
         clear_url=admin_url(model_admin, "clear", alias),
+        reset_url=admin_url(model_admin, "reset_stats", alias),
     )
     try:
         cache = llm_caches[alias]
-        _describe(summary, cache)
+    except Exception as exc:  # a settings mistake in one alias must not hide the others
+        summary.error = f"{type(exc).__name__}: {exc}"
+        return summary
+    _describe(summary, cache)
+    try:
         _read_stats(summary, cache)
         if summary.can_list:
-            _tally(summary, cache)
+            _tally(model_admin, summary, cache)
     except Exception as exc:  # one unreachable server must not take the whole dashboard down
         logger.warning("LLM cache admin: cannot read alias %r: %s", alias, exc)
-        summary.error = f"{type(exc).__name__}: {exc}"
+        summary.error = server_error_text(cache, exc)
     return summary
 
 
@@ -99,18 +132,38 @@ def _describe(summary: AliasSummary, cache: LLMCache) -> None:
     summary.namespace = cache.namespace
     summary.ttl = ttl_text(cache.ttl)
     summary.can_list = cache.can_list
+    summary.down_nodes = cache.store.unreachable_nodes()
 
 
 def _read_stats(summary: AliasSummary, cache: LLMCache) -> None:
     summary.stats = cache.shared_stats()
     summary.chart = HitChart(hits=int(summary.stats.get("hits") or 0), misses=int(summary.stats.get("misses") or 0))
-    summary.time_saved = format_seconds(summary.stats.get("seconds_saved") or 0.0)
+    saved = summary.stats.get("seconds_saved") or 0.0
+    summary.time_saved = format_seconds(saved) if saved else "—"
+    summary.activity = _activity(summary.stats)
 
 
-def _tally(summary: AliasSummary, cache: LLMCache) -> None:
-    count = size = 0
+def _activity(stats: dict[str, Any]) -> list[str]:
+    shown = [*ACTIVITY, COALESCED] if "coalesced" in stats else list(ACTIVITY)
+    lines = []
+    for name, singular, plural in shown:
+        count = int(stats.get(name) or 0)
+        if count or name in {"writes", "errors"}:
+            lines.append(f"{count} {singular if count == 1 else plural}")
+    return lines
+
+
+def _tally(model_admin: LLMCacheAdmin, summary: AliasSummary, cache: LLMCache) -> None:
+    models: dict[str, ModelSummary] = {}
     for info in itertools.islice(cache.entries(), SCAN_LIMIT + 1):
-        count += 1
-        size += info.size
-    summary.entries, summary.size = count, size
-    summary.scan_capped = count > SCAN_LIMIT
+        model = models.setdefault(info.model, ModelSummary(info.model))
+        model.entries += 1
+        model.size += info.size
+        model.original_size += max(info.original_size, info.size)
+    summary.entries = sum(model.entries for model in models.values())
+    summary.size = sum(model.size for model in models.values())
+    summary.original_size = sum(model.original_size for model in models.values())
+    summary.scan_capped = summary.entries > SCAN_LIMIT
+    for model in models.values():
+        model.entries_url = admin_url(model_admin, "entries", summary.alias, query={"model": model.model})
+    summary.models = sorted(models.values(), key=lambda model: (-model.entries, model.model))

@@ -54,6 +54,21 @@ def prompt_text(prompt: str) -> str:
     return "\n".join(lines)
 
 
+def prompt_preview(prompt: str) -> str:
+    """What a list shows of a prompt: the last human message of a chat, else the prompt, on one line.
+
+    A chat prompt starts with the same system message row after row; the last thing the
+    user asked is what tells entries apart.
+    """
+    try:
+        messages = json.loads(prompt)
+        asked = [message["kwargs"] for message in messages if message["kwargs"].get("type") == "human"]
+    except (ValueError, TypeError, AttributeError, KeyError):
+        asked = []
+    text = content_text(asked[-1].get("content", "")) if asked else prompt_text(prompt)
+    return " ".join(text.split())
+
+
 def _message_line(message: dict[str, Any]) -> str:
     kwargs = message["kwargs"]
     return f"{kwargs.get('type', 'message')}: {content_text(kwargs.get('content', ''))}"

@@ -11,14 +11,17 @@ from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 
 from llmcache_django.admin_views.common import (
+    ServerUnavailable,
     admin_url,
+    age_text,
     cache_or_404,
     entry_or_404,
     format_seconds,
+    reading,
     render_page,
     require_view,
 )
-from llmcache_django.admin_views.display import generation_view, pretty_llm_string, prompt_text
+from llmcache_django.admin_views.display import generation_view, pretty_llm_string, prompt_preview, prompt_text
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
@@ -70,6 +73,7 @@ class EntryRow:
     url: str
     prompt: str
     created_at: datetime
+    age: str
     ttl_left: str
 
 
@@ -80,7 +84,11 @@ def entry_list(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> 
     query = EntryQuery.from_request(request)
     context: dict[str, Any] = {"alias": alias, "cache": cache, "query": query, "can_list": cache.can_list}
     if cache.can_list:
-        context.update(_listing(model_admin, request, cache, query))
+        try:
+            with reading(cache):
+                context.update(_listing(model_admin, request, cache, query))
+        except ServerUnavailable as exc:  # the rest of the page (search, clear, navigation) stays
+            context["error"] = exc.text
     return render_page(model_admin, request, "entries.html", f"Entries of LLM cache “{alias}”", **context)
 
 
@@ -100,6 +108,7 @@ def entry_detail(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str, n
         llm_string=pretty_llm_string(info.llm_string) if info.llm_string else "",
         generations=[generation_view(generation) for generation in generations],
         created_at=_as_datetime(info.created),
+        age=age_text(info.age),
         ttl_left=ttl_left_text(info),
         duration=format_seconds(info.duration) if info.duration is not None else "",
         entries_url=admin_url(model_admin, "entries", alias),
@@ -142,8 +151,9 @@ def _row(model_admin: LLMCacheAdmin, alias: str, info: EntryInfo) -> EntryRow:
     return EntryRow(
         info=info,
         url=admin_url(model_admin, "entry", alias, info.name),
-        prompt=prompt_text(info.prompt),
+        prompt=prompt_preview(info.prompt),
         created_at=_as_datetime(info.created),
+        age=age_text(info.age),
         ttl_left=ttl_left_text(info),
     )
 

@@ -56,6 +56,10 @@ class Store(ABC):
         """Whether ``exc`` is a dropped pooled connection, which a fresh one may not hit."""
         return isinstance(exc, self.stale_errors)
 
+    def unreachable_nodes(self) -> list[str]:
+        """The servers of a pool the client currently treats as down (their keys miss quietly)."""
+        return []
+
     @abstractmethod
     def describe(self) -> str:
         """Return where the entries live, for logs and the admin (no secrets)."""

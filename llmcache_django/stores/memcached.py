@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
@@ -21,6 +21,14 @@ RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
 MAX_EXPTIME = 2**31 - 1
 #: How long the server's clock offset, measured for absolute expiry times, is trusted.
 CLOCK_CHECK_SECONDS = 600.0
+
+
+class AllServersDownError(OSError):
+    """Every server of a pymemcache ``HashClient`` is marked down."""
+
+
+class NodeUnreachableError(OSError):
+    """One memcached server of the alias could not be read."""
 
 
 class MemcachedStore(GenerationalStore):
@@ -41,7 +49,7 @@ class MemcachedStore(GenerationalStore):
         self.given_client = client
         self.client = raw_client_for(client, server_timeout)
         self.prefix = prefix
-        self.outage_errors = (*self.outage_errors, MemcacheUnexpectedCloseError)
+        self.outage_errors = (*self.outage_errors, MemcacheUnexpectedCloseError, AllServersDownError)
         self.stale_errors = (*self.stale_errors, MemcacheUnexpectedCloseError)
         self._lock: AbstractContextManager[Any] = nullcontext() if _thread_safe(client) else threading.Lock()
         self._clock_offset = 0.0
@@ -53,13 +61,19 @@ class MemcachedStore(GenerationalStore):
     def key(self, name: str) -> str:
         return self.prefix + name
 
+    def unreachable_nodes(self) -> list[str]:
+        # A HashClient answers keys of a failed or dead node with a quiet miss.
+        inner = _unwrap(self.client)
+        down = [*getattr(inner, "_failed_clients", {}), *getattr(inner, "_dead_clients", {})]
+        return sorted({_server_name(server) for server in down})
+
     def _get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        with self._lock:
+        with self._lock, _all_down_is_an_outage():
             return self.client.get_many(list(keys))  # type: ignore[no-any-return]
 
     def _set(self, key: str, value: bytes, ttl: float | None) -> None:
         expire = expire_time(ttl, self._server_now() if ttl and ttl > RELATIVE_EXPIRY_LIMIT else 0.0)
-        with self._lock:
+        with self._lock, _all_down_is_an_outage():
             stored = self.client.set(key, value, expire=expire, noreply=False)
         if stored is False:
             raise OSError(f"memcached refused to store {len(value)} bytes under {key!r}")
@@ -84,7 +98,13 @@ class MemcachedStore(GenerationalStore):
         # A client's own key_prefix goes in front of ours on the server.
         prefix = _text(getattr(_unwrap(self.client), "key_prefix", b"")) + self.prefix
         for node in nodes:
-            for key in dump_keys(node.server):
+            try:
+                keys = list(dump_keys(node.server))
+            except OSError as exc:  # say which node of a pool failed
+                raise NodeUnreachableError(
+                    f"memcached node {_server_name(node.server)}: {type(exc).__name__}: {exc}"
+                ) from exc
+            for key in keys:
                 if key.startswith(prefix):
                     yield key[len(prefix) :]
 
@@ -120,8 +140,25 @@ def server_clients(client: Any) -> list[Any]:
 
 def server_names(client: Any) -> list[str]:
     """List the ``host:port`` (or socket path) of every server a pymemcache client talks to."""
-    servers = (node.server for node in server_clients(client))
-    return sorted(f"{server[0]}:{server[1]}" if isinstance(server, tuple) else str(server) for server in servers)
+    inner = _unwrap(client)
+    servers = [node.server for node in server_clients(client)] + list(getattr(inner, "_dead_clients", {}))
+    return sorted({_server_name(server) for server in servers})
+
+
+def _server_name(server: Any) -> str:
+    return f"{server[0]}:{server[1]}" if isinstance(server, tuple) else str(server)
+
+
+@contextmanager
+def _all_down_is_an_outage() -> Iterator[None]:
+    from pymemcache.exceptions import MemcacheError
+
+    try:
+        yield
+    except MemcacheError as exc:
+        if type(exc) is MemcacheError and "down" in str(exc):  # HashClient: every node is marked down
+            raise AllServersDownError(str(exc)) from exc
+        raise
 
 
 def _text(prefix: bytes | str) -> str:
