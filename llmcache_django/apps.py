@@ -1,4 +1,4 @@
-"""App config: registers the checks and installs the LangChain global cache."""
+"""App config: registers the checks, installs the LangChain global cache and the Prometheus collector."""
 
 from __future__ import annotations
 
@@ -16,10 +16,21 @@ class LLMCacheConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from llmcache_django import checks  # noqa: F401  (registers the checks)
+        from llmcache_django import checks, deploy_checks  # noqa: F401  (registers the checks)
 
         setting_changed.connect(_settings_changed, dispatch_uid="llmcache_django.settings_changed")
         install_global_cache()
+        install_metrics()
+
+
+def install_metrics() -> None:
+    """Register the Prometheus collector on the default registry, where prometheus-client is installed."""
+    from llmcache_django.latency import RECORDING
+
+    if RECORDING:
+        from llmcache_django.metrics import install
+
+        install()
 
 
 def install_global_cache() -> None:

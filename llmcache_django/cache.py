@@ -17,6 +17,7 @@ from llmcache_django.conf import ttl_problem
 from llmcache_django.exit_flush import flush_at_exit
 from llmcache_django.failopen import ErrorReporter
 from llmcache_django.keys import entry_digest
+from llmcache_django.latency import timed_lookup
 from llmcache_django.listing import model_of
 from llmcache_django.operations import CacheOperations
 from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
@@ -94,6 +95,7 @@ class LLMCache(CacheOperations, BaseCache):
         entry = await self.alookup_entry(prompt, llm_string)
         return None if entry is None else entry.generations
 
+    @timed_lookup
     def lookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """:meth:`lookup`, returning the whole entry (generations, creation time, ...)."""
         name = entry_digest(prompt, llm_string)
@@ -114,6 +116,7 @@ class LLMCache(CacheOperations, BaseCache):
             self._flush_stats_quietly()
         return entry
 
+    @timed_lookup
     async def alookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """Async :meth:`lookup_entry`."""
         name = entry_digest(prompt, llm_string)

@@ -48,6 +48,10 @@ class LLMCacheHandler:
         """Every configured LLM cache, building those not built yet."""
         return [self[alias] for alias in self]
 
+    def built(self) -> dict[str, LLMCache]:
+        """The caches built so far in this process, by alias (builds none)."""
+        return dict(self._caches)
+
     def reset(self) -> None:
         """Forget every built cache; the next access builds it from the current settings."""
         with self._lock:
