@@ -3,6 +3,7 @@
 # Included by the main Makefile, which defines VENV, PY, PIP and the `venv` target.
 
 VENV ?= .venv
+PYTHON ?= python3
 PY ?= $(VENV)/bin/python
 DEMO_ADDR ?= 127.0.0.1:8000
 DEMO_HOST = $(firstword $(subst :, ,$(DEMO_ADDR)))
@@ -14,7 +15,7 @@ DEMO_MEMCACHED_PORT ?= 11211
 DEMO_DB := example_project/db.sqlite3
 DEMO_MIGRATIONS := $(wildcard llmcache_django/migrations/*.py)
 
-.PHONY: demo demo-redis demo-memcached
+.PHONY: demo demo-redis demo-memcached demo-stop
 
 demo: $(DEMO_DB) | $(DEMO_STAMP)
 	@echo "LLM cache: $${LLMCACHE_DEMO_BACKEND:-database}. Open http://$(DEMO_ADDR)/ and ask the same thing twice."
@@ -23,7 +24,7 @@ demo: $(DEMO_DB) | $(DEMO_STAMP)
 
 # The package with the demo's ASGI server.
 $(DEMO_STAMP): pyproject.toml | venv
-	@$(PIP) install --quiet -e '.[demo,redis,memcached]'
+	@$(PIP) install --quiet -e '.[demo,redis,memcached,prometheus]'
 	@touch $@
 
 # Made only when missing or when the package gains a migration, so a second run starts at once.
@@ -45,3 +46,7 @@ demo-memcached: | venv
 	@$(PY) -m example_project.local_servers memcached $(DEMO_MEMCACHED_PORT)
 	@LLMCACHE_DEMO_BACKEND=memcached LLMCACHE_DEMO_MEMCACHED_URL=127.0.0.1:$(DEMO_MEMCACHED_PORT) \
 		$(MAKE) --no-print-directory demo
+
+# Stops the servers demo-redis / demo-memcached started (not one that was already running).
+demo-stop:
+	@$(PYTHON) -m example_project.local_servers stop

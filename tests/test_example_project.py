@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import socket
+import os
+import signal
 from dataclasses import dataclass
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,6 +135,30 @@ def test_an_answer_asked_with_the_form_is_replayed_by_the_stream(demo_backend: s
     assert streamed.text == posted.text
 
 
+def test_metrics_page_counts_the_demo_s_hits_and_misses(demo_backend: str) -> None:
+    client = Client()
+    before = _scrape(client)
+    client.post("/", {"prompt": PROMPT})
+    client.post("/", {"prompt": PROMPT})
+    after = _scrape(client)
+
+    assert after["llmcache_hits"] - before.get("llmcache_hits", 0) == 1
+    assert after["llmcache_misses"] - before.get("llmcache_misses", 0) == 1
+
+
+def _scrape(client: Client) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        family.name: sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("alias") == "default"
+    }
+
+
 def test_stream_view_refuses_an_empty_prompt(example_site: Settings) -> None:
     assert Client().post("/stream/", {"prompt": ""}).status_code == 400
     assert Client().get("/stream/").status_code == 405
@@ -204,16 +231,52 @@ def test_demo_reuses_a_redis_server_that_already_answers(
     assert "already running" in capsys.readouterr().out
 
 
-def test_demo_starts_redis_in_the_background_when_none_answers(capsys: pytest.CaptureFixture[str]) -> None:
-    port = free_port()
+@pytest.mark.parametrize("name", ["redis", "memcached"])
+def test_demo_stop_stops_the_server_the_demo_started(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(local_servers, "RUN_DIR", tmp_path / "run")
+    kind, port = local_servers.KINDS[name], free_port()
     try:
-        assert local_servers.ensure_server("redis", port) == 0
-        assert "Started redis-server" in capsys.readouterr().out
-        assert local_servers.responds(local_servers.KINDS["redis"], port)
+        assert local_servers.ensure_server(name, port) == 0
+        assert "make demo-stop" in capsys.readouterr().out
+        assert local_servers.responds(kind, port)
+
+        assert local_servers.stop_servers() == 0
+
+        assert f"Stopped {kind.binary} on 127.0.0.1:{port}" in capsys.readouterr().out
+        assert not local_servers.responds(kind, port)
+        assert list((tmp_path / "run").iterdir()) == []
     finally:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-            conn.sendall(b"SHUTDOWN NOSAVE\r\n")
-            conn.recv(64)
+        _kill_if_running(local_servers.pidfile(kind.binary, port))
+
+
+def test_demo_stop_leaves_a_server_it_did_not_start(
+    redis_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(local_servers, "RUN_DIR", tmp_path / "run")
+    assert local_servers.ensure_server("redis", redis_server.port) == 0
+
+    assert local_servers.stop_servers() == 0
+
+    assert "No server started by make demo-redis" in capsys.readouterr().out
+    assert local_servers.responds(local_servers.KINDS["redis"], redis_server.port)
+
+
+def test_demo_stop_ignores_a_pid_file_whose_process_is_another_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_servers, "RUN_DIR", tmp_path)
+    (tmp_path / "redis-server-6399.pid").write_text(str(os.getpid()))  # this test process: not a redis-server
+
+    assert local_servers.stop_servers() == 0
+
+    assert not (tmp_path / "redis-server-6399.pid").exists()
+
+
+def _kill_if_running(pidfile: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
 
 def test_demo_names_the_package_when_the_server_is_not_installed(
