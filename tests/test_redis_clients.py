@@ -371,6 +371,10 @@ def test_after_a_sentinel_failover_sync_and_async_calls_follow_the_new_primary(t
         def fail_over() -> None:
             wait_for(lambda: start_failover(manager.sentinels[0]), "the sentinel to accept a failover")
             wait_for(lambda: manager.discover_master(SERVICE)[1] == replica.port, "the replica's promotion")
+            # Until the sentinel demotes it (its INFO poll: about 10 s), the old primary still accepts
+            # writes, and a connection to it has no reason to move; once it answers READONLY, they move.
+            old_primary = redis.Redis(port=primary.port)
+            wait_for(lambda: old_primary.role()[0] == b"slave", "the old primary's demotion", seconds=30)
 
         async def across_the_failover() -> bool:
             await cache.aupdate("before", LLM, text_generations("x"))  # connects this loop's client
@@ -409,8 +413,8 @@ async def writes_land(cache: LLMCache, prompt: str, new_primary: redis.Redis) ->
     return bool(new_primary.exists(cache.store.prefix + entry_name(prompt)))  # type: ignore[attr-defined]
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(100):  # bounded: 100 x 0.1 s
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    for _ in range(round(seconds * 10)):  # bounded: polls every 0.1 s
         if condition():
             return
         time.sleep(0.1)
