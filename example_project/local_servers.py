@@ -91,7 +91,7 @@ def pidfile(binary: str, port: int) -> Path:
 def stop_servers(seconds: float = 10) -> int:
     """Stop every server started by :func:`ensure_server`; return a shell exit status."""
     pidfiles = sorted(RUN_DIR.glob("*.pid")) if RUN_DIR.is_dir() else []
-    status = 0
+    status, stopped = 0, 0
     for path in pidfiles:
         binary, _, port = path.stem.rpartition("-")
         try:
@@ -106,10 +106,11 @@ def stop_servers(seconds: float = 10) -> int:
         if _wait_until_gone(pid, seconds):
             print(f"Stopped {binary} on {HOST}:{port} (pid {pid}).")
             path.unlink(missing_ok=True)
+            stopped += 1
         else:
             print(f"{binary} (pid {pid}) did not stop within {seconds:.0f}s.", file=sys.stderr)
             status = 1
-    if not pidfiles:
+    if not stopped and not status:
         print("No server started by make demo-redis or make demo-memcached is running.")
     return status
 

@@ -264,7 +264,7 @@ def test_demo_stop_leaves_a_server_it_did_not_start(
 
 
 def test_demo_stop_ignores_a_pid_file_whose_process_is_another_program(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(local_servers, "RUN_DIR", tmp_path)
     (tmp_path / "redis-server-6399.pid").write_text(str(os.getpid()))  # this test process: not a redis-server
@@ -272,6 +272,7 @@ def test_demo_stop_ignores_a_pid_file_whose_process_is_another_program(
     assert local_servers.stop_servers() == 0
 
     assert not (tmp_path / "redis-server-6399.pid").exists()
+    assert "No server started by make demo-redis" in capsys.readouterr().out
 
 
 def _kill_if_running(pidfile: Path) -> None:
