@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 # Plus the test, lint and browser tools.
 $(DEV_STAMP): $(STAMP)
-	$(PIP) install --quiet -e '.[dev,redis,memcached]'
+	$(PIP) install --quiet -e '.[dev,redis,memcached,valkey]'
 	touch $(DEV_STAMP)
 
 venv: $(STAMP)

@@ -16,7 +16,11 @@ REQUIRED_LIBRARIES = {
     "django_redis.cache.RedisCache": ("django_redis", "llmcache-django[redis]"),
     "django.core.cache.backends.redis.RedisCache": ("redis", "llmcache-django[redis]"),
     "django.core.cache.backends.memcached.PyMemcacheCache": ("pymemcache", "llmcache-django[memcached]"),
+    "django_valkey.cache.ValkeyCache": ("django_valkey", "llmcache-django[valkey]"),
+    "django_valkey.async_cache.cache.AsyncValkeyCache": ("django_valkey", "llmcache-django[valkey]"),
 }
+#: The client library whose URL syntax a Redis-protocol backend's LOCATION follows.
+URL_LIBRARIES = {"redis": "redis", "django_redis": "redis", "django_valkey": "valkey"}
 
 
 @register(Tags.caches)
@@ -93,25 +97,26 @@ def _backend_messages(alias: str, cache_alias: str, backend: str) -> list[CheckM
                 id="llmcache_django.E007",
             )
         ]
-    if required and required[0] in {"redis", "django_redis"}:
-        return _redis_location_messages(where, cache_alias)
+    if required and required[0] in URL_LIBRARIES:
+        return _redis_location_messages(where, cache_alias, URL_LIBRARIES[required[0]])
     return []
 
 
-def _redis_location_messages(where: str, cache_alias: str) -> list[CheckMessage]:
-    import redis
+def _redis_location_messages(where: str, cache_alias: str, library: str) -> list[CheckMessage]:
+    from importlib import import_module
 
+    client_library: Any = import_module(library)
     location = app_settings.CACHES[cache_alias].get("LOCATION") or []
     urls = re.split("[;,]", location) if isinstance(location, str) else list(location)
     messages: list[CheckMessage] = []
     for url in (url.strip() for url in urls if str(url).strip()):
         try:
-            redis.ConnectionPool.from_url(url)  # parses only; connects on first use
+            client_library.ConnectionPool.from_url(url)  # parses only; connects on first use
         except (ValueError, TypeError) as exc:
             messages.append(
                 Error(
-                    f"{where}, whose LOCATION {url!r} is not a Redis URL: {exc}.",
-                    hint="Use redis://host:port/db, rediss://host:port/db or unix:///path/to/socket.",
+                    f"{where}, whose LOCATION {url!r} is not a {library.capitalize()} URL: {exc}.",
+                    hint=f"Use {library}://host:port/db, {library}s://host:port/db or unix:///path/to/socket.",
                     id="llmcache_django.E008",
                 )
             )

@@ -20,18 +20,28 @@ from llmcache_django.conf import DEFAULT_ALIAS, DEFAULT_NAMESPACE, alias_problem
 MEMCACHED = "django.core.cache.backends.memcached.PyMemcacheCache"
 DJANGO_REDIS = "django_redis.cache.RedisCache"
 BUILTIN_REDIS = "django.core.cache.backends.redis.RedisCache"
+VALKEY = "django_valkey.cache.ValkeyCache"
+ASYNC_VALKEY = "django_valkey.async_cache.cache.AsyncValkeyCache"
 DATABASE = "django.core.cache.backends.db.DatabaseCache"
 FILE = "django.core.cache.backends.filebased.FileBasedCache"
 DUMMY = "django.core.cache.backends.dummy.DummyCache"
 #: memcached's default item size (``-I 1m``) less room for the key and item header.
 MEMCACHED_ITEM_BYTES = 1024 * 1024 - 1024
 #: Where each server backend's own read timeout lives in ``CACHES[alias]["OPTIONS"]``.
-TIMEOUT_OPTIONS = {MEMCACHED: "timeout", DJANGO_REDIS: "SOCKET_TIMEOUT", BUILTIN_REDIS: "socket_timeout"}
+TIMEOUT_OPTIONS = {
+    MEMCACHED: "timeout",
+    DJANGO_REDIS: "SOCKET_TIMEOUT",
+    BUILTIN_REDIS: "socket_timeout",
+    VALKEY: "SOCKET_TIMEOUT",
+    ASYNC_VALKEY: "SOCKET_TIMEOUT",
+}
 #: Why entries that never expire hurt, by backend.
 NEVER_EXPIRES = {
     MEMCACHED: "memcached only evicts them when its memory is full, so an answer is reused however stale",
     DJANGO_REDIS: "Redis keeps them until maxmemory, so memory grows with every new prompt",
     BUILTIN_REDIS: "Redis keeps them until maxmemory, so memory grows with every new prompt",
+    VALKEY: "Valkey keeps them until maxmemory, so memory grows with every new prompt",
+    ASYNC_VALKEY: "Valkey keeps them until maxmemory, so memory grows with every new prompt",
     DATABASE: "the table only shrinks by MAX_ENTRIES culling, so an answer is reused however stale",
     FILE: "the directory only shrinks by MAX_ENTRIES culling, so an answer is reused however stale",
 }

@@ -10,11 +10,11 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 
+from llmcache_django.alias_clients import REDIS_PROTOCOL_BACKENDS, client_for
 from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_ALIAS, DEFAULT_NAMESPACE, alias_problems, app_settings
 from llmcache_django.keys import MEMCACHED_MAX_KEY, key_prefix
 
-REDIS_BACKENDS = frozenset({"django_redis.cache.RedisCache", "django.core.cache.backends.redis.RedisCache"})
 MEMCACHED_BACKENDS = frozenset({"django.core.cache.backends.memcached.PyMemcacheCache"})
 #: LLM_CACHES OPTIONS -> keyword arguments of LLMCache.
 CACHE_OPTIONS = {"COMPRESS_MIN_BYTES": "compress_min_bytes", "MAX_ENTRY_BYTES": "max_entry_bytes", "STATS": "stats"}
@@ -130,9 +130,9 @@ def _cache_for(
     kwargs: dict[str, Any],
 ) -> LLMCache:
     backend = cache_settings.get("BACKEND", "")
-    if backend in REDIS_BACKENDS | MEMCACHED_BACKENDS and "SERVER_TIMEOUT" in options:
+    if backend in REDIS_PROTOCOL_BACKENDS | MEMCACHED_BACKENDS and "SERVER_TIMEOUT" in options:
         kwargs["server_timeout"] = options["SERVER_TIMEOUT"]
-    if backend in REDIS_BACKENDS:
+    if backend in REDIS_PROTOCOL_BACKENDS:
         return _redis_cache(cache_alias, cache_settings, namespace, options, kwargs)
     if backend in MEMCACHED_BACKENDS:
         return _memcached_cache(cache_alias, cache_settings, namespace, kwargs)
@@ -158,20 +158,17 @@ def _redis_cache(
     kwargs: dict[str, Any],
 ) -> LLMCache:
     from llmcache_django.backends import RedisLLMCache
+    from llmcache_django.stores.redis_clients import is_async
 
-    if cache_settings["BACKEND"].startswith("django_redis"):
-        from django_redis import get_redis_connection
-
-        client = get_redis_connection(cache_alias, write=True)
-    else:
-        client = caches[cache_alias]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    client = client_for(cache_alias, cache_settings["BACKEND"])
+    kwargs["async_client" if is_async(client) else "client"] = client
     for name, keyword in (
         ("ASYNC_MAX_CONNECTIONS", "async_max_connections"),
         ("ASYNC_POOL_TIMEOUT", "async_pool_timeout"),
     ):
         if name in options:
             kwargs[keyword] = options[name]
-    return RedisLLMCache(client, namespace=namespace, key_prefix=_prefix(cache_settings, namespace), **kwargs)
+    return RedisLLMCache(namespace=namespace, key_prefix=_prefix(cache_settings, namespace), **kwargs)
 
 
 def _memcached_cache(

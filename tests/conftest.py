@@ -12,6 +12,7 @@ from django.test import override_settings
 from llmcache_django.cache import LLMCache
 from tests import servers
 
+VALKEY = "django_valkey.cache.ValkeyCache"
 #: Each kind of cache the contract and standard suites run against.
 CACHE_KINDS = [
     "redis",  # RedisLLMCache on a sync redis.Redis
@@ -22,6 +23,9 @@ CACHE_KINDS = [
     "alias-django-redis",  # LLM_CACHES on a django_redis.cache.RedisCache alias
     "alias-django-builtin-redis",  # ... on django.core.cache.backends.redis.RedisCache
     "alias-pymemcache",  # ... on django.core.cache.backends.memcached.PyMemcacheCache
+    "alias-sentinel",  # ... on a django_redis SentinelClient alias (primary, replica, sentinel)
+    "alias-valkey",  # ... on django_valkey.cache.ValkeyCache (valkey-py, against redis-server)
+    "alias-async-valkey",  # ... on django_valkey.async_cache.cache.AsyncValkeyCache
     "alias-database",  # ... on the database cache
     "alias-locmem",  # ... on LocMemCache
 ]
@@ -41,6 +45,17 @@ def memcached_server() -> Iterator[servers.Server]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Server, servers.Server]]:
+    """A primary with one replica, watched by one sentinel as :data:`servers.SENTINEL_SERVICE`."""
+    primary = servers.start_redis()
+    replica = servers.start_redis("--replicaof", "127.0.0.1", str(primary.port))
+    watcher = servers.start_sentinel(tmp_path_factory.mktemp("sentinel"), servers.SENTINEL_SERVICE, primary)
+    yield primary, watcher
+    for server in (watcher, replica, primary):
+        server.stop()
+
+
 def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The CACHES entry an ``alias-*`` kind stores its entries in."""
     if kind == "alias-django-redis":
@@ -49,6 +64,12 @@ def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     if kind == "alias-django-builtin-redis":
         url = request.getfixturevalue("redis_server").url
         return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if kind == "alias-sentinel":
+        return servers.sentinel_cache_settings(request.getfixturevalue("sentinel")[1], db=3)
+    if kind in ("alias-valkey", "alias-async-valkey"):
+        backend = "django_valkey.async_cache.cache.AsyncValkeyCache" if kind == "alias-async-valkey" else VALKEY
+        url = request.getfixturevalue("redis_server").url.replace("redis://", "valkey://")
+        return {"BACKEND": backend, "LOCATION": url, "KEY_PREFIX": "vk"}
     if kind == "alias-pymemcache":
         location = request.getfixturevalue("memcached_server").location
         return {

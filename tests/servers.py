@@ -76,6 +76,12 @@ class Server:
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
+    def kill(self) -> None:
+        """Kill the process outright (SIGKILL), as a crash would; :meth:`stop` still cleans up."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def _wait_until_listening(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -101,6 +107,22 @@ def start_redis(*options: str) -> Server:
     return Server("redis-server", port, directory=directory).start([*argv, "--dir", directory, *options])
 
 
+def wait_for_replication(replica: Server, seconds: float = 10.0) -> None:
+    """Wait (bounded) until ``replica`` is linked to its primary and has every write it made."""
+    import redis
+
+    client = redis.Redis(port=replica.port)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        info = client.info("replication")
+        if info.get("master_link_status") == "up":
+            primary = redis.Redis(host=info["master_host"], port=info["master_port"])
+            if primary.info("replication")["master_repl_offset"] == info["slave_repl_offset"]:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"the replica on port {replica.port} did not catch up within {seconds}s")
+
+
 def start_redis_tls(certificates: Certificates) -> Server:
     """Start redis-server speaking TLS only, on a free loopback port, requiring client certificates."""
     binary = require_binary("redis-server")
@@ -111,6 +133,25 @@ def start_redis_tls(certificates: Certificates) -> Server:
     argv += ["--tls-cert-file", str(certificates.server_cert), "--tls-key-file", str(certificates.server_key)]
     argv += ["--tls-ca-cert-file", str(certificates.ca_cert), "--tls-auth-clients", "yes"]
     return Server("redis-server", port, directory=directory).start(argv)
+
+
+#: The service name the suite's sentinels watch.
+SENTINEL_SERVICE = "llmcache-primary"
+
+
+def sentinel_cache_settings(watcher: Server, db: int = 0, **options: object) -> dict[str, object]:
+    """A django-redis ``CACHES`` entry on the sentinel ``watcher``'s service."""
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"redis://{SENTINEL_SERVICE}/{db}",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "SENTINELS": [("127.0.0.1", watcher.port)],
+            "SOCKET_TIMEOUT": 1,
+            **options,
+        },
+    }
 
 
 def start_sentinel(directory: Path, service: str, primary: Server) -> Server:

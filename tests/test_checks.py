@@ -80,13 +80,33 @@ def test_a_backend_whose_library_is_missing_is_an_error(monkeypatch: pytest.Monk
     assert check_ids(CACHES={"default": memcached}, LLM_CACHES={"default": {}}) == ["llmcache_django.E007"]
 
 
-@pytest.mark.parametrize("backend", ["django_redis.cache.RedisCache", "django.core.cache.backends.redis.RedisCache"])
-def test_a_redis_location_that_is_not_a_url_is_an_error(backend: str) -> None:
-    broken = {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:63a9/0"}
+@pytest.mark.parametrize(
+    ("backend", "scheme"),
+    [
+        ("django_redis.cache.RedisCache", "redis"),
+        ("django.core.cache.backends.redis.RedisCache", "redis"),
+        ("django_valkey.cache.ValkeyCache", "valkey"),
+        ("django_valkey.async_cache.cache.AsyncValkeyCache", "valkey"),
+    ],
+)
+def test_a_redis_or_valkey_location_that_is_not_a_url_is_an_error(backend: str, scheme: str) -> None:
+    broken = {"BACKEND": backend, "LOCATION": f"{scheme}://127.0.0.1:63a9/0"}
     with override_settings(CACHES={"default": broken}, LLM_CACHES={"default": {}}):
         (message,) = check_llm_caches()
     assert message.id == "llmcache_django.E008"
-    assert "'redis://127.0.0.1:63a9/0' is not a Redis URL" in message.msg
+    assert f"'{scheme}://127.0.0.1:63a9/0' is not a {scheme.capitalize()} URL" in message.msg
+    assert f"{scheme}://host:port/db" in str(message.hint)
+
+
+def test_a_valkey_alias_without_django_valkey_installed_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmcache_django import checks
+
+    monkeypatch.setattr(checks, "_importable", lambda module: module != "django_valkey")
+    valkey = {"BACKEND": "django_valkey.cache.ValkeyCache", "LOCATION": "valkey://127.0.0.1:6379/0"}
+    with override_settings(CACHES={"default": valkey}, LLM_CACHES={"default": {}}):
+        (message,) = check_llm_caches()
+    assert message.id == "llmcache_django.E007"
+    assert "llmcache-django[valkey]" in str(message.hint)
 
 
 def test_a_redis_location_that_is_not_a_url_is_improperly_configured_not_a_value_error() -> None:

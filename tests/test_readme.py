@@ -19,6 +19,8 @@ EXPECTED = {
     "django-builtin-redis": RedisLLMCache,
     "memcached": MemcachedLLMCache,
     "database": DjangoLLMCache,
+    "sentinel": RedisLLMCache,
+    "valkey": RedisLLMCache,
 }
 
 

@@ -30,7 +30,7 @@ from tests import servers
 from tests.helpers import chat_generation, text_generations
 
 LLM = "model=test"
-SERVICE = "llmcache-primary"
+SERVICE = servers.SENTINEL_SERVICE
 
 
 def round_trips(cache: LLMCache, prompt: str = "p") -> tuple[Any, Any]:
@@ -257,16 +257,6 @@ def test_a_callback_is_fine_when_both_clients_are_given(redis_server: servers.Se
 # Sentinel: a primary, a replica and a sentinel on loopback.
 
 
-@pytest.fixture(scope="module")
-def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Server, servers.Server]]:
-    primary = servers.start_redis()
-    replica = servers.start_redis("--replicaof", "127.0.0.1", str(primary.port))
-    watcher = servers.start_sentinel(tmp_path_factory.mktemp("sentinel"), SERVICE, primary)
-    yield primary, watcher
-    for server in (watcher, replica, primary):
-        server.stop()
-
-
 def test_a_sentinel_client_derives_an_async_client_on_the_same_service(
     sentinel: tuple[servers.Server, servers.Server],
 ) -> None:
@@ -292,16 +282,7 @@ def test_a_django_redis_sentinel_alias_works_sync_and_async(sentinel: tuple[serv
     primary, watcher = sentinel
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "llm": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://{SERVICE}/2",
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.SentinelClient",
-                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
-                "SENTINELS": [("127.0.0.1", watcher.port)],
-                "SOCKET_TIMEOUT": 1,
-            },
-        },
+        "llm": servers.sentinel_cache_settings(watcher, db=2),
     }
     with override_settings(CACHES=caches, LLM_CACHES={"default": {"CACHE": "llm", "NAMESPACE": "sentinel"}}):
         cache = llm_caches["default"]

@@ -12,7 +12,7 @@ import redis.asyncio
 from llmcache_django.listing import is_entry_name
 from llmcache_django.stats import COUNTERS
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, Store
-from llmcache_django.stores.redis_clients import derive_client, lacks_timeouts
+from llmcache_django.stores.redis_clients import derive_client, family_of, lacks_timeouts
 from llmcache_django.stores.redis_loops import LoopClients
 
 #: Keys removed per UNLINK while clearing a namespace, and values read per MGET when listing.
@@ -55,7 +55,9 @@ class RedisStore(Store):
         self._new_async_client()  # a setting that cannot be carried fails here, not on first use
         self._loops = LoopClients(self._new_async_client, async_max_connections, async_pool_timeout)
         self.binary_safe = not _decodes_responses(self._source)
-        self.outage_errors = (*self.outage_errors, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        errors = family_of(self._source).exceptions  # redis-py's or valkey-py's
+        self.outage_errors = (*self.outage_errors, errors.ConnectionError, errors.TimeoutError)
+        self._connection_error: type[Exception] = errors.ConnectionError
 
     def _sync_client(self, client: redis.Redis | None) -> redis.Redis:
         if client is not None and not (self._server_timeout is not None and lacks_timeouts(client)):
@@ -84,7 +86,8 @@ class RedisStore(Store):
             where = f"sentinel service {pool.service_name}"
         else:
             where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        return f"redis {where} db {kwargs.get('db', 0)} (prefix {self.prefix!r})"
+        library = family_of(self._source).__name__  # redis or valkey
+        return f"{library} {where} db {kwargs.get('db', 0)} (prefix {self.prefix!r})"
 
     def get(self, name: str) -> bytes | None:
         return self.client.get(self.prefix + name)  # type: ignore[return-value]
@@ -181,11 +184,9 @@ class RedisStore(Store):
         return removed
 
     def is_stale_connection(self, exc: BaseException) -> bool:
-        from redis.exceptions import ConnectionError
-
         # redis-py reports a dropped pooled connection as a ConnectionError raised outside connect().
         return super().is_stale_connection(exc) or (
-            isinstance(exc, ConnectionError) and "connecting to" not in str(exc)
+            isinstance(exc, self._connection_error) and "connecting to" not in str(exc)
         )
 
     @property

@@ -1,35 +1,46 @@
-"""New redis-py clients with every connection setting of a given one: sync from async, async from
-sync, or the same kind again (for another event loop, or with the cache's time bound added)."""
+"""New redis-py (or valkey-py) clients with every connection setting of a given one: sync from
+async, async from sync, or the same kind again (for another event loop, or with the cache's
+time bound added).
+
+valkey-py is a fork of redis-py with the same modules under ``valkey``: a client of either
+library is derived with the classes of its own library (its "family").
+"""
 
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 from functools import cache
+from types import ModuleType
 from typing import Any
 
-import redis
-import redis.asyncio
-import redis.asyncio.connection as async_connection
-import redis.asyncio.retry as async_retry
-import redis.asyncio.sentinel as async_sentinel
-import redis.connection as sync_connection
-import redis.retry as sync_retry
-import redis.sentinel as sync_sentinel
-from redis import _parsers as parsers
-
-#: (sync, async) twins: a derived client uses the twin of its source's class.
-CONNECTION_TWINS: list[tuple[type, type]] = [
-    (sync_connection.Connection, async_connection.Connection),
-    (sync_connection.SSLConnection, async_connection.SSLConnection),
-    (sync_connection.UnixDomainSocketConnection, async_connection.UnixDomainSocketConnection),
-    (sync_sentinel.SentinelManagedConnection, async_sentinel.SentinelManagedConnection),
-    (sync_sentinel.SentinelManagedSSLConnection, async_sentinel.SentinelManagedSSLConnection),
+#: The libraries whose clients the cache can derive: redis-py and its fork valkey-py.
+FAMILIES = ("redis", "valkey")
+#: The submodules of a family the derivation uses.
+FAMILY_MODULES = (
+    "asyncio",
+    "asyncio.connection",
+    "asyncio.retry",
+    "asyncio.sentinel",
+    "connection",
+    "retry",
+    "sentinel",
+    "_parsers",
+)
+#: (sync, async) twins by class name, in the family's connection, sentinel and parser modules.
+CONNECTION_TWIN_NAMES = [
+    ("connection", "Connection", "Connection"),
+    ("connection", "SSLConnection", "SSLConnection"),
+    ("connection", "UnixDomainSocketConnection", "UnixDomainSocketConnection"),
+    ("sentinel", "SentinelManagedConnection", "SentinelManagedConnection"),
+    ("sentinel", "SentinelManagedSSLConnection", "SentinelManagedSSLConnection"),
 ]
-PARSER_TWINS: list[tuple[type, type]] = [
-    (parsers._RESP2Parser, parsers._AsyncRESP2Parser),
-    (parsers._RESP3Parser, parsers._AsyncRESP3Parser),
-    (parsers._HiredisParser, parsers._AsyncHiredisParser),
+PARSER_TWIN_NAMES = [
+    ("_RESP2Parser", "_AsyncRESP2Parser"),
+    ("_RESP3Parser", "_AsyncRESP3Parser"),
+    ("_HiredisParser", "_AsyncHiredisParser"),  # redis-py
+    ("_LibvalkeyParser", "_AsyncLibvalkeyParser"),  # valkey-py
 ]
 #: Entries of ``connection_kwargs`` that are one pool's own state, not settings: the new pool
 #: makes its own (copying them would tie the new pool's connections to the old pool).
@@ -44,17 +55,30 @@ POOL_STATE = frozenset(
     }
 )
 TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
-AnyClient = redis.Redis | redis.asyncio.Redis
-AnyPool = sync_connection.ConnectionPool | async_connection.ConnectionPool
+AnyClient = Any  # a redis.Redis or redis.asyncio.Redis, or valkey-py's twins
+AnyPool = Any
 
 
 class ClientSettingError(ValueError):
     """A setting of the given client has no equivalent in the client the cache must derive."""
 
 
+def family_of(client: Any) -> ModuleType:
+    """The library (``redis`` or ``valkey``) whose client (or pool) ``client`` is."""
+    name = type(client).__module__.partition(".")[0]
+    return _family(name if name in FAMILIES else "redis")
+
+
+@cache
+def _family(name: str) -> ModuleType:
+    for module in FAMILY_MODULES:
+        importlib.import_module(f"{name}.{module}")
+    return importlib.import_module(name)
+
+
 def is_async(client: Any) -> bool:
-    """Whether ``client`` is a redis-py asyncio client."""
-    return isinstance(client, redis.asyncio.Redis)
+    """Whether ``client`` is an asyncio client (redis-py's or valkey-py's)."""
+    return isinstance(client, family_of(client).asyncio.Redis)
 
 
 def lacks_timeouts(client: AnyClient) -> bool:
@@ -78,16 +102,17 @@ def derive_client(
     setting that has no equivalent on the other kind of client.
     """
     pool = _pool_of(client)
+    family = family_of(client)
     connection_class = pool.connection_class
     if asynchronous != is_async(client):
-        connection_class = _twin(connection_class, CONNECTION_TWINS, asynchronous, "connection_class")
-    settings = _settings(pool, connection_class, asynchronous, server_timeout)
+        connection_class = _twin(connection_class, _connection_twins(family), asynchronous, "connection_class")
+    settings = _settings(pool, connection_class, asynchronous, server_timeout, family)
     limit = _limit(pool.max_connections, max_connections)
-    if isinstance(pool, sync_sentinel.SentinelConnectionPool | async_sentinel.SentinelConnectionPool):
+    if isinstance(pool, family.sentinel.SentinelConnectionPool | family.asyncio.sentinel.SentinelConnectionPool):
         new_pool = _sentinel_pool(pool, asynchronous, server_timeout, connection_class, limit, settings)
     else:
         new_pool = _pool(pool, asynchronous, connection_class, limit, settings)
-    client_class = redis.asyncio.Redis if asynchronous else redis.Redis
+    client_class = family.asyncio.Redis if asynchronous else family.Redis
     # The client (not the pool) registers a streaming credential provider for re-authentication.
     return client_class(connection_pool=new_pool, credential_provider=settings.get("credential_provider"))
 
@@ -111,8 +136,9 @@ def _pool_of(client: Any) -> Any:
 
 
 def _pool(pool: Any, asynchronous: bool, connection_class: type, limit: int | None, settings: dict[str, Any]) -> Any:
-    module = redis.asyncio if asynchronous else redis
-    if isinstance(pool, sync_connection.BlockingConnectionPool | async_connection.BlockingConnectionPool):
+    family = family_of(pool)
+    module = family.asyncio if asynchronous else family
+    if isinstance(pool, family.BlockingConnectionPool | family.asyncio.BlockingConnectionPool):
         blocking = {"max_connections": limit, "timeout": pool.timeout}
         return module.BlockingConnectionPool(connection_class=connection_class, **blocking, **settings)
     return module.ConnectionPool(connection_class=connection_class, max_connections=limit, **settings)
@@ -126,7 +152,8 @@ def _sentinel_pool(
     limit: int | None,
     settings: dict[str, Any],
 ) -> Any:
-    module = async_sentinel if asynchronous else sync_sentinel
+    family = family_of(pool)
+    module = family.asyncio.sentinel if asynchronous else family.sentinel
     source = pool.sentinel_manager
     manager = module.Sentinel(
         [],
@@ -149,15 +176,17 @@ def _sentinel_pool(
     )
 
 
-def _settings(pool: Any, target_class: type, asynchronous: bool, server_timeout: float | None) -> dict[str, Any]:
-    crossing = asynchronous != isinstance(pool, async_connection.ConnectionPool)
+def _settings(
+    pool: Any, target_class: type, asynchronous: bool, server_timeout: float | None, family: ModuleType
+) -> dict[str, Any]:
+    crossing = asynchronous != isinstance(pool, family.asyncio.ConnectionPool)
     accepted = _parameters(target_class)
     defaults = _parameters(pool.connection_class)
     settings: dict[str, Any] = {}
     for name, value in pool.connection_kwargs.items():
         if name in POOL_STATE:
             continue
-        carried = _crossed(name, value, asynchronous) if crossing else _copied(value)
+        carried = _crossed(name, value, asynchronous, family) if crossing else _copied(value)
         if name in accepted:
             settings[name] = carried
         elif value is not defaults.get(name) and value != defaults.get(name):
@@ -172,12 +201,12 @@ def _settings(pool: Any, target_class: type, asynchronous: bool, server_timeout:
     return settings
 
 
-def _crossed(name: str, value: Any, asynchronous: bool) -> Any:
-    if isinstance(value, sync_retry.Retry | async_retry.Retry):
-        retry_class = async_retry.Retry if asynchronous else sync_retry.Retry
-        return retry_class(copy.deepcopy(value._backoff), value._retries, tuple(value._supported_errors))  # type: ignore[arg-type]
-    if inspect.isclass(value) and issubclass(value, parsers.BaseParser):
-        return _twin(value, PARSER_TWINS, asynchronous, name)
+def _crossed(name: str, value: Any, asynchronous: bool, family: ModuleType) -> Any:
+    if isinstance(value, family.retry.Retry | family.asyncio.retry.Retry):
+        retry_class = family.asyncio.retry.Retry if asynchronous else family.retry.Retry
+        return retry_class(copy.deepcopy(value._backoff), value._retries, tuple(value._supported_errors))
+    if inspect.isclass(value) and issubclass(value, family._parsers.BaseParser):
+        return _twin(value, _parser_twins(family), asynchronous, name)
     if name == "redis_connect_func" and value is not None:
         # It gets a sync or an async connection and drives it accordingly: it cannot serve both.
         raise ClientSettingError(
@@ -189,7 +218,29 @@ def _crossed(name: str, value: Any, asynchronous: bool) -> Any:
 
 def _copied(value: Any) -> Any:
     # A Retry keeps backoff state: each pool gets its own, as redis-py's own constructor does.
-    return copy.deepcopy(value) if isinstance(value, sync_retry.Retry | async_retry.Retry) else value
+    return copy.deepcopy(value) if type(value).__name__ == "Retry" else value
+
+
+@cache
+def _connection_twins(family: ModuleType) -> list[tuple[type, type]]:
+    """(sync, async) connection classes of ``family``: a derived client uses its source's twin."""
+    modules = {"connection": (family.connection, family.asyncio.connection)}
+    modules["sentinel"] = (family.sentinel, family.asyncio.sentinel)
+    return [
+        (getattr(modules[where][0], sync_name), getattr(modules[where][1], async_name))
+        for where, sync_name, async_name in CONNECTION_TWIN_NAMES
+    ]
+
+
+@cache
+def _parser_twins(family: ModuleType) -> list[tuple[type, type]]:
+    """(sync, async) response parser classes of ``family``."""
+    parsers = family._parsers
+    return [
+        (getattr(parsers, sync_name), getattr(parsers, async_name))
+        for sync_name, async_name in PARSER_TWIN_NAMES
+        if hasattr(parsers, sync_name) and hasattr(parsers, async_name)
+    ]
 
 
 def _twin(klass: type, twins: list[tuple[type, type]], asynchronous: bool, setting: str) -> type:
