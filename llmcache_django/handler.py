@@ -192,7 +192,7 @@ def _memcached_cache(
     django_cache = caches[cache_alias]
     # Our own client on the alias's servers and options, but raw bytes in and out: Django's
     # client unpickles what it reads, and nothing on our read path may unpickle.
-    # A dead node is skipped after one retry and tried again after 10 s (the alias's OPTIONS win).
+    # A dead node is skipped after two retries and tried again after 10 s (the alias's OPTIONS win).
     client_options = {**POOL_DEFAULTS, **django_cache._options, "serde": None, "use_pooling": True}  # type: ignore[attr-defined]
     client_options.pop("serializer", None)
     client_options.pop("deserializer", None)

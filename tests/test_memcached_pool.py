@@ -91,12 +91,8 @@ def test_an_alias_with_several_locations_gets_a_pool_store_with_dead_node_defaul
     with pool_alias(pool) as cache:
         client = cache.store.hash_client  # type: ignore[attr-defined]
         assert isinstance(cache.store, MemcachedPoolStore)
-        assert (client.retry_attempts, client.retry_timeout, client.dead_timeout, client.ignore_exc) == (
-            1,
-            1,
-            10,
-            False,
-        )
+        settings = (client.retry_attempts, client.retry_timeout, client.dead_timeout, client.ignore_exc)
+        assert settings == (2, 1, 10, False)
 
 
 def test_the_alias_options_override_the_dead_node_defaults(pool: list[servers.Server]) -> None:

@@ -35,9 +35,11 @@ from llmcache_django.stores.metadump import dump_keys
 GENERATION_CHECK_SECONDS = 1.0
 #: pymemcache ``HashClient`` dead-node handling for the clients built from a ``CACHES`` alias
 #: (its ``OPTIONS`` override them): after a failure a server's keys miss at once for
-#: ``retry_timeout`` s, one retry, then it is dead (its keys go to the other servers) and is
-#: tried again after ``dead_timeout`` s. ``ignore_exc=False``: the first failure is counted.
-POOL_DEFAULTS = {"retry_attempts": 1, "retry_timeout": 1, "dead_timeout": 10, "ignore_exc": False}
+#: ``retry_timeout`` s, two retries, then it is dead (its keys go to the other servers) and is
+#: tried again after ``dead_timeout`` s (pymemcache checks every ``dead_timeout`` s, so 10-20 s).
+#: Two retries, not one: a restarted server's first answer is often a dropped pooled
+#: connection. ``ignore_exc=False``: the first failure is counted and logged.
+POOL_DEFAULTS = {"retry_attempts": 2, "retry_timeout": 1, "dead_timeout": 10, "ignore_exc": False}
 
 
 class IncompleteClearError(OSError):
