@@ -125,15 +125,41 @@ def _redis_backend(
 def memcached(port: int) -> Backend:
     """compat.MemcachedCache vs MemcachedCache vs pymemcache; one server, disjoint keys."""
     clients = [MemcachedClient((HOST, port)) for _ in range(3)]
-    inspector = MemcachedInspector(port, watched=clients[:2])
+    ours = compat.MemcachedCache(clients[0])
+    # Our cache writes through its own raw-bytes copy of the client: watch that one.
+    inspector = MemcachedInspector(port, watched=[ours.store.client, clients[1]])  # type: ignore[attr-defined]
     return Backend(
         "Memcached",
         False,
-        CacheContender(compat.MemcachedCache(clients[0]), is_async=False),
+        CacheContender(ours, is_async=False),
         CacheContender(upstream.MemcachedCache(clients[1]), is_async=False),
         # Wait for memcached's reply, as our cache does: a confirmed write is the floor.
         RawContender(clients[2], noreply=False),
         inspector,
         inspector,
         dict(zip(("ours", "upstream", "raw"), clients, strict=True)),
+    )
+
+
+def memcached_pool(ports: list[int]) -> Backend:
+    """The same on three servers: each cache on a pymemcache HashClient over all of them."""
+    from pymemcache.client.hash import HashClient
+
+    from benchmarks.entries import MemcachedPoolInspector
+
+    servers = [(HOST, port) for port in ports]
+    ours_cache = compat.MemcachedCache(HashClient(servers))
+    upstream_client, raw = HashClient(servers), HashClient(servers)
+    # Watch the per-server clients our cache and upstream's actually write through.
+    watched = [*ours_cache.store.client.clients.values(), *upstream_client.clients.values()]  # type: ignore[attr-defined]
+    inspector = MemcachedPoolInspector(ports, watched=watched)
+    return Backend(
+        "Memcached 3 nodes",
+        False,
+        CacheContender(ours_cache, is_async=False),
+        CacheContender(upstream.MemcachedCache(upstream_client), is_async=False),
+        RawContender(raw, noreply=False),
+        inspector,
+        inspector,
+        {"ours": ours_cache.store.client, "upstream": upstream_client, "raw": raw},  # type: ignore[attr-defined]
     )

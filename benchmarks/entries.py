@@ -102,3 +102,15 @@ def largest_new_entry(inspector: Inspector, before: set[bytes]) -> Entry:
         raise RuntimeError("the cache wrote no new key; is the prompt already stored?")
     entries = [inspector.entry(key) for key in created]
     return max(entries, key=lambda entry: len(entry.value))
+
+
+class MemcachedPoolInspector(MemcachedInspector):
+    """:class:`MemcachedInspector` for several servers: each key is read from whichever holds it."""
+
+    def __init__(self, ports: list[int], watched: list[Any]) -> None:
+        super().__init__(ports[0], watched)
+        self.nodes = [MemcachedClient((HOST, port)) for port in ports]
+
+    def entry(self, key: bytes) -> Entry:
+        value = next((found for node in self.nodes if (found := node.get(key)) is not None), b"")
+        return Entry(key, value, len(key) + len(value), None)

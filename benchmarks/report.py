@@ -14,7 +14,7 @@ from benchmarks.fixtures import payloads
 from benchmarks.measurements import Measurements
 from benchmarks.targets import TIMES, Target, ratio
 
-BACKENDS = ("Redis sync", "Redis async", "Memcached")
+BACKENDS = ("Redis sync", "Redis async", "Memcached", "Memcached 3 nodes")
 REPRODUCE = "Reproduce with `make bench` (or `python -m benchmarks.run` in a venv with `.[bench]`)."
 
 
@@ -99,7 +99,7 @@ def storage_section(m: Measurements) -> list[str]:
 
 def end_to_end_section(m: Measurements) -> list[str]:
     rows = []
-    for backend in ("Redis sync", "Memcached"):
+    for backend in ("Redis sync", "Memcached", "Memcached 3 nodes"):
         ours, up, bare = (m.median(backend, "chat", "invoke", c) for c in ("ours", "upstream", "no cache"))
         rows.append([backend, us(ours), us(up), us(bare), times(ratio(up, ours))])
     header = ["cache", "ours µs", "upstream µs", "no cache µs", "upstream / ours"]

@@ -18,7 +18,7 @@ from langchain_community import cache as upstream_cache
 
 from benchmarks import cases, chart, concurrency, end_to_end, machine, report, servers, streaming
 from benchmarks import stats_overhead as stats
-from benchmarks.contenders import Backend, memcached, redis_async, redis_sync
+from benchmarks.contenders import Backend, memcached, memcached_pool, redis_async, redis_sync
 from benchmarks.fixtures import payloads
 from benchmarks.measurements import Measurements
 from benchmarks.targets import evaluate
@@ -126,6 +126,8 @@ def measure_all(settings: Settings, pinning: str) -> Measurements:
         port = redis_server.port
         sync_phase(m, redis_sync(port, DB["sync ours"], DB["sync upstream"]), settings)
         sync_phase(m, memcached(memcached_server.port), settings)
+        pool = [stack.enter_context(servers.memcached()) for _ in range(3)]
+        sync_phase(m, memcached_pool([server.port for server in pool]), settings)
         asyncio.run(async_phase(m, port, settings))
         progress("stats overhead")
         chat = next(p for p in payloads() if p.name == "chat")

@@ -73,8 +73,9 @@ class MemcachedLLMCache(LLMCache):
         **options: Any,
     ) -> None:
         from llmcache_django.stores.memcached import MemcachedStore
+        from llmcache_django.stores.memcached_pool import MemcachedPoolStore, is_pool
 
-        store = MemcachedStore(
+        store = (MemcachedPoolStore if is_pool(client) else MemcachedStore)(
             client, key_prefix if key_prefix is not None else make_key_prefix(namespace), server_timeout=server_timeout
         )
         super().__init__(store, ttl=ttl, namespace=namespace, **options)

@@ -183,7 +183,13 @@ class LLMCache(CacheOperations, BaseCache):
 
     def clear_namespace(self) -> int | None:
         """:meth:`clear`, returning how many entries went (``None`` where unknown)."""
-        count = self.store.clear()  # raises on failure: a clear that did not happen must say so
+        try:
+            count = self.store.clear()  # raises on failure: a clear that did not happen must say so
+        except Exception as exc:
+            partial = getattr(exc, "count", None)  # a pool's IncompleteClearError: some servers were cleared
+            if partial is not None:
+                self._cleared(partial)
+            raise
         self._cleared(count)
         if llm_cache_cleared.receivers:
             self._report_receiver_errors(llm_cache_cleared.send_robust(sender=self, alias=self.alias, count=count))

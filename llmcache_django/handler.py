@@ -177,6 +177,7 @@ def _memcached_cache(
     from pymemcache.client.hash import HashClient
 
     from llmcache_django.backends import MemcachedLLMCache
+    from llmcache_django.stores.memcached_pool import POOL_DEFAULTS
 
     prefix = _prefix(cache_settings, namespace)
     if len(prefix) + 64 > MEMCACHED_MAX_KEY or any(char.isspace() or ord(char) < 33 for char in prefix):
@@ -188,7 +189,8 @@ def _memcached_cache(
     django_cache = caches[cache_alias]
     # Our own client on the alias's servers and options, but raw bytes in and out: Django's
     # client unpickles what it reads, and nothing on our read path may unpickle.
-    client_options = {**django_cache._options, "serde": None, "use_pooling": True}  # type: ignore[attr-defined]
+    # A dead node is skipped after two retries and tried again after 10 s (the alias's OPTIONS win).
+    client_options = {**POOL_DEFAULTS, **django_cache._options, "serde": None, "use_pooling": True}  # type: ignore[attr-defined]
     client_options.pop("serializer", None)
     client_options.pop("deserializer", None)
     client = HashClient(django_cache.client_servers, **client_options)  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ CACHE_KINDS = [
     "alias-sentinel",  # ... on a django_redis SentinelClient alias (primary, replica, sentinel)
     "alias-valkey",  # ... on django_valkey.cache.ValkeyCache (valkey-py, against redis-server)
     "alias-async-valkey",  # ... on django_valkey.async_cache.cache.AsyncValkeyCache
+    "alias-pymemcache-pool",  # ... on a PyMemcacheCache alias with three LOCATIONs
     "alias-database",  # ... on the database cache
     "alias-locmem",  # ... on LocMemCache
 ]
@@ -75,6 +76,13 @@ def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
         return {
             "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
             "LOCATION": location,
+            "KEY_PREFIX": "site",
+        }
+    if kind == "alias-pymemcache-pool":
+        pool = request.getfixturevalue("memcached_pool_servers")
+        return {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": [server.location for server in pool],
             "KEY_PREFIX": "site",
         }
     if kind == "alias-database":  # needs @pytest.mark.django_db(transaction=True)
@@ -149,3 +157,12 @@ def cache_kind(request: pytest.FixtureRequest) -> str:
 def llm_cache(cache_kind: str, make_llm_cache: Callable[..., LLMCache]) -> LLMCache:
     """An empty cache of each kind in turn."""
     return make_llm_cache(cache_kind)
+
+
+@pytest.fixture(scope="session")
+def memcached_pool_servers() -> Iterator[list[servers.Server]]:
+    """Three memcached servers for the session's pool alias (tests that kill one start their own)."""
+    pool = [servers.start_memcached() for _ in range(3)]
+    yield pool
+    for server in pool:
+        server.stop()

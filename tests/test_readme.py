@@ -18,6 +18,7 @@ EXPECTED = {
     "django-redis": RedisLLMCache,
     "django-builtin-redis": RedisLLMCache,
     "memcached": MemcachedLLMCache,
+    "memcached-pool": MemcachedLLMCache,
     "database": DjangoLLMCache,
     "sentinel": RedisLLMCache,
     "valkey": RedisLLMCache,

@@ -22,6 +22,7 @@ from llmcache_django.admin_views.common import (
 )
 from llmcache_django.admin_views.display import prompt_text
 from llmcache_django.operations import PartialDeleteError
+from llmcache_django.stores.memcached_pool import IncompleteClearError
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
@@ -88,6 +89,10 @@ def _delete_and_report(
     """Run ``delete``, then tell the user and the audit log how many entries went."""
     try:
         count = delete()
+    except IncompleteClearError as exc:  # a pool with servers down: the others were cleared
+        text = f"LLM cache {alias!r} ({scope}): {exc.describe()}."
+        _log_and_tell(request, alias, text[0].upper() + text[1:], messages.ERROR, what=f"{scope} (incomplete)")
+        return HttpResponseRedirect(back)
     except PartialDeleteError as exc:  # some went before the server failed: those are logged
         _log_and_tell(
             request,

@@ -88,6 +88,8 @@ class AliasSummary:
     error: str = ""
     #: Servers of a pool the client treats as down; their entries miss until they are back.
     down_nodes: list[str] = field(default_factory=list)
+    #: Each server of a memcached pool: up or down, our entries, its items and bytes.
+    nodes: list[Any] = field(default_factory=list)
 
 
 def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
@@ -133,6 +135,9 @@ def _describe(summary: AliasSummary, cache: LLMCache) -> None:
     summary.ttl = ttl_text(cache.ttl)
     summary.can_list = cache.can_list
     summary.down_nodes = cache.store.unreachable_nodes()
+    node_states = getattr(cache.store, "node_states", None)
+    if node_states is not None:
+        summary.nodes = node_states()
 
 
 def _read_stats(summary: AliasSummary, cache: LLMCache) -> None:

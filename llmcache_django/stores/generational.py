@@ -28,7 +28,8 @@ class GenerationalStore(Store):
     """A :class:`Store` whose ``clear()`` bumps a shared generation counter."""
 
     def __init__(self) -> None:
-        self._generation: bytes | None = None
+        #: The generation last read under each generation key (one key, or one per node).
+        self._generations: dict[str, bytes | None] = {}
 
     # Primitives the concrete store maps onto its client (server keys, not names).
     @abstractmethod
@@ -68,23 +69,30 @@ class GenerationalStore(Store):
         """The server key of the namespace's generation counter."""
         return self.key(GENERATION_NAME)
 
+    def generation_key_of(self, key: str) -> str:
+        """The generation counter that tags the entry at server key ``key``."""
+        return self.generation_key
+
     def get(self, name: str) -> bytes | None:
         key = self.key(name)
-        found = self._get_many([self.generation_key, key])
-        generation = found.get(self.generation_key)
-        self._generation = _as_bytes(generation) if generation is not None else None
-        return _untag(found.get(key), self._generation)
+        generation_key = self.generation_key_of(key)
+        found = self._get_many([generation_key, key])
+        generation = self._checked_generation(generation_key, found.get(generation_key))
+        self._generations[generation_key] = generation
+        return _untag(found.get(key), generation)
 
     def set(self, name: str, value: bytes, ttl: float | None) -> None:
-        generation = self._generation or self._current_generation()
-        self._set(self.key(name), generation + b":" + value, ttl)
+        key = self.key(name)
+        generation_key = self.generation_key_of(key)
+        generation = self._generations.get(generation_key) or self._current_generation(generation_key)
+        self._set(key, generation + b":" + value, ttl)
 
     def delete(self, name: str) -> bool:
         return self._delete(self.key(name))
 
     def clear(self) -> int | None:
         self._next_generation()
-        self._generation = None
+        self._generations.clear()
         if not self.can_list:
             return None
         removed = 0
@@ -127,12 +135,12 @@ class GenerationalStore(Store):
     def iter_values(self) -> Iterator[tuple[str, bytes]]:
         names = (name for name in self._list_names() if is_entry_name(name))
         while batch := list(islice(names, LIST_BATCH)):
-            found = self._get_many([self.generation_key, *(self.key(name) for name in batch)])
-            generation = found.get(self.generation_key)
-            if generation is None:
-                return
-            for name in batch:
-                value = _untag(found.get(self.key(name)), _as_bytes(generation))
+            keys = {name: self.key(name) for name in batch}
+            generation_keys = {key: self.generation_key_of(key) for key in keys.values()}
+            found = self._get_many([*set(generation_keys.values()), *keys.values()])
+            for name, key in keys.items():
+                generation = self._checked_generation(generation_keys[key], found.get(generation_keys[key]))
+                value = _untag(found.get(key), generation)
                 if value is not None:
                     yield name, value
 
@@ -165,21 +173,33 @@ class GenerationalStore(Store):
         self._delete(key)
         return None
 
-    def _current_generation(self) -> bytes:
-        found = self._get_many([self.generation_key]).get(self.generation_key)
-        if found is None:
-            return self._start_generation()
-        self._generation = _as_bytes(found)
-        return self._generation
+    def _checked_generation(self, generation_key: str, stored: bytes | str | None) -> bytes | None:
+        """The generation ``stored`` under ``generation_key`` as it tags entries (``None``: none)."""
+        return None if stored is None else _as_bytes(stored)
 
-    def _start_generation(self) -> bytes:
+    def _current_generation(self, generation_key: str | None = None) -> bytes:
+        generation_key = generation_key or self.generation_key
+        found = self._get_many([generation_key]).get(generation_key)
+        generation = self._checked_generation(generation_key, found)
+        if generation is None:
+            return self._start_generation(generation_key)
+        self._generations[generation_key] = generation
+        return generation
+
+    def _first_generation(self) -> bytes:
+        """The value a missing generation counter starts from."""
         # A fresh, time-based start can never equal a generation an evicted counter held.
-        self._add(self.generation_key, str(time.time_ns()).encode())
-        found = self._get_many([self.generation_key]).get(self.generation_key)
+        return str(time.time_ns()).encode()
+
+    def _start_generation(self, generation_key: str | None = None) -> bytes:
+        generation_key = generation_key or self.generation_key
+        self._add(generation_key, self._first_generation())
+        found = self._get_many([generation_key]).get(generation_key)
         if found is None:
             raise RuntimeError(f"{self.describe()}: the generation counter could not be stored")
-        self._generation = _as_bytes(found)
-        return self._generation
+        generation = _as_bytes(found)
+        self._generations[generation_key] = generation
+        return generation
 
 
 def _untag(stored: bytes | str | None, generation: bytes | None) -> bytes | None:

@@ -9,6 +9,8 @@ costs one bounded call, never a hung model call.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import inspect
 from typing import Any
 
@@ -45,7 +47,7 @@ def _hash_client(client: Any, timeout: float | None) -> Any:
     kwargs = {name: value for name, value in client.default_kwargs.items() if name not in NOT_COPIED}
     for name in ("retry_attempts", "retry_timeout", "dead_timeout", "use_pooling", "ignore_exc"):
         kwargs[name] = getattr(client, name)
-    return type(client)(servers, hasher=type(client.hasher), **_bounded(kwargs, timeout))
+    return type(client)(servers, hasher=_our_hasher(type(client.hasher)), **_bounded(kwargs, timeout))
 
 
 def _settings_of(client: Any) -> dict[str, Any]:
@@ -59,3 +61,32 @@ def _bounded(kwargs: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         if kwargs.get(name) is None:
             kwargs[name] = timeout
     return kwargs
+
+
+def _our_hasher(hasher: type[Any]) -> type[Any]:
+    """pymemcache's default hasher, with a hash in C instead of pure Python murmur3.
+
+    Only our own keys go through this client, so where they land only has to agree
+    between our processes, and choosing a node costs ~2 µs instead of ~60 µs per key.
+    """
+    from pymemcache.client.rendezvous import RendezvousHash
+
+    return fast_rendezvous_hash() if hasher is RendezvousHash else hasher
+
+
+def _blake2b_64(text: str, seed: int) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8, salt=seed.to_bytes(8, "big")).digest(), "big")
+
+
+@functools.cache
+def fast_rendezvous_hash() -> type[Any]:
+    """pymemcache's ``RendezvousHash`` with blake2b (made on first use: pymemcache is an extra)."""
+    from pymemcache.client.rendezvous import RendezvousHash
+
+    class FastRendezvousHash(RendezvousHash):  # type: ignore[misc]
+        """Rendezvous (highest random weight) hashing with blake2b."""
+
+        def __init__(self, nodes: list[str] | None = None, seed: int = 0) -> None:
+            super().__init__(nodes, seed, hash_function=_blake2b_64)
+
+    return FastRendezvousHash

@@ -17,6 +17,7 @@ from llmcache_django.management.commands._common import (
     server_errors,
 )
 from llmcache_django.operations import PartialDeleteError
+from llmcache_django.stores.memcached_pool import IncompleteClearError
 
 PROGRESS_THRESHOLD = 1000
 
@@ -82,6 +83,8 @@ class Command(BaseCommand):
                 count = cache.delete_entries(**filters, dry_run=dry_run, progress=self._progress(cache, filters))
             except PartialDeleteError as exc:
                 raise CommandError(f"LLM cache {cache.alias!r}: {exc}; the rest are still cached.") from exc
+            except IncompleteClearError as exc:
+                raise CommandError(f"LLM cache {cache.alias!r}: {exc.describe()}.") from exc
         if verbosity >= 1 and not options["json"]:
             self.stdout.write(_summary(cache.alias, count, dry_run))
         return {
