@@ -24,6 +24,8 @@ CACHE_KINDS = [
     "alias-pymemcache",  # ... on django.core.cache.backends.memcached.PyMemcacheCache
     "alias-database",  # ... on the database cache
     "alias-locmem",  # ... on LocMemCache
+    "redis-cluster",  # RedisLLMCache on a redis.cluster.RedisCluster (3 primaries + replicas)
+    "redis-cluster-async",  # RedisLLMCache on a redis.asyncio.cluster.RedisCluster (sync calls too)
 ]
 
 
@@ -39,6 +41,31 @@ def memcached_server() -> Iterator[servers.Server]:
     server = servers.start_memcached()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    from tests.cluster_servers import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+def cluster_cache(kind: str, request: pytest.FixtureRequest, **options: Any) -> LLMCache:
+    """A :class:`RedisLLMCache` of a ``redis-cluster*`` kind on the session cluster."""
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    from llmcache_django import RedisLLMCache
+
+    url = request.getfixturevalue("redis_cluster").urls[0]
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    if kind == "redis-cluster-async":
+        return RedisLLMCache(
+            async_client=redis.asyncio.cluster.RedisCluster.from_url(url), namespace=namespace, **options
+        )
+    return RedisLLMCache(redis.cluster.RedisCluster.from_url(url), namespace=namespace, **options)
 
 
 def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -70,6 +97,8 @@ def direct_cache(kind: str, request: pytest.FixtureRequest, **options: Any) -> L
     from llmcache_django import MemcachedLLMCache, RedisLLMCache
     from llmcache_django.compat import AsyncRedisCache, MemcachedCache, RedisCache
 
+    if kind.startswith("redis-cluster"):
+        return cluster_cache(kind, request, **options)
     if kind.endswith("memcached"):
         host, port = "127.0.0.1", request.getfixturevalue("memcached_server").port
         if kind == "compat-memcached":

@@ -54,7 +54,7 @@ class RedisStore(Store):
         self.client = self._sync_client(client)
         self._new_async_client()  # a setting that cannot be carried fails here, not on first use
         self._loops = LoopClients(self._new_async_client, async_max_connections, async_pool_timeout)
-        self.binary_safe = not _decodes_responses(self._source)
+        self.binary_safe = not self._decodes_responses()
         self.outage_errors = (*self.outage_errors, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
     def _sync_client(self, client: redis.Redis | None) -> redis.Redis:
@@ -71,6 +71,9 @@ class RedisStore(Store):
             server_timeout=self._server_timeout,
             max_connections=self._async_max_connections,
         )
+
+    def _decodes_responses(self) -> bool:
+        return _decodes_responses(self._source)
 
     @property
     def async_client(self) -> redis.asyncio.Redis:
