@@ -26,6 +26,7 @@ CACHE_KINDS = [
     "alias-locmem",  # ... on LocMemCache
     "redis-cluster",  # RedisLLMCache on a redis.cluster.RedisCluster (3 primaries + replicas)
     "redis-cluster-async",  # RedisLLMCache on a redis.asyncio.cluster.RedisCluster (sync calls too)
+    "alias-redis-cluster",  # LLM_CACHES with OPTIONS CLUSTER on a RedisCache alias listing startup nodes
 ]
 
 
@@ -76,6 +77,9 @@ def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     if kind == "alias-django-builtin-redis":
         url = request.getfixturevalue("redis_server").url
         return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if kind == "alias-redis-cluster":
+        urls = request.getfixturevalue("redis_cluster").urls
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": urls, "KEY_PREFIX": "site"}
     if kind == "alias-pymemcache":
         location = request.getfixturevalue("memcached_server").location
         return {
@@ -121,6 +125,8 @@ def make_llm_cache(request: pytest.FixtureRequest) -> Iterator[Callable[..., LLM
         if not kind.startswith("alias-"):
             cache = direct_cache(kind, request, **{k.lower(): v for k, v in options.items()})
         else:
+            if kind == "alias-redis-cluster":
+                options = {**options, "OPTIONS": {"CLUSTER": True, **options.get("OPTIONS", {})}}
             override = override_settings(
                 CACHES={
                     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

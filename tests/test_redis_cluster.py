@@ -10,8 +10,10 @@ import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
+from django.test import override_settings
 
-from llmcache_django import RedisLLMCache
+from llmcache_django import RedisLLMCache, llm_caches
+from llmcache_django.checks import check_llm_caches
 from llmcache_django.compat import AsyncRedisCache, RedisCache
 from llmcache_django.stores.redis_cluster import RedisClusterStore, derive_cluster_client
 from tests.helpers import text_generations
@@ -104,3 +106,33 @@ def test_shared_stats_on_the_cluster_add_up_from_sync_and_async_calls(redis_clus
     assert store.read_counters(["hits", "misses"]) == {"hits": 5, "misses": 1}
     store.reset_counters(["hits", "misses"])
     assert store.read_counters(["hits"]) == {"hits": 0}
+
+
+def cluster_alias_settings(location: Any, backend: str = "django.core.cache.backends.redis.RedisCache") -> Any:
+    return override_settings(
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "llm": {"BACKEND": backend, "LOCATION": location},
+        },
+        LLM_CACHES={"default": {"CACHE": "llm", "NAMESPACE": namespace(), "OPTIONS": {"CLUSTER": True}}},
+    )
+
+
+def test_a_cluster_alias_builds_a_cluster_cache_from_its_startup_nodes(redis_cluster: Any) -> None:
+    with cluster_alias_settings(",".join(redis_cluster.urls[:2])):
+        assert check_llm_caches() == []
+        cache = llm_caches["default"]
+        assert isinstance(cache.store, RedisClusterStore)
+        cache.update("p", LLM, text_generations("from settings"))
+        assert asyncio.run(cache.alookup("p", LLM)) == text_generations("from settings")
+
+
+def test_cluster_on_a_non_redis_alias_is_an_error() -> None:
+    with cluster_alias_settings("x", backend="django.core.cache.backends.locmem.LocMemCache"):
+        assert [message.id for message in check_llm_caches()] == ["llmcache_django.E030"]
+
+
+@pytest.mark.parametrize("location", ["unix:///tmp/redis.sock", "redis://127.0.0.1:7000/3", "", "http//nope"])
+def test_a_cluster_location_that_cannot_be_a_startup_node_is_an_error(location: str) -> None:
+    with cluster_alias_settings(location):
+        assert [message.id for message in check_llm_caches()] == ["llmcache_django.E031"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio.cluster as async_cluster
 import redis.cluster as sync_cluster
+from redis.exceptions import ClusterDownError, RedisClusterException
 
 from llmcache_django.listing import is_entry_name
 from llmcache_django.stores.redis import CLEAR_BATCH, LIST_BATCH, RedisStore, _batches, _text
@@ -107,13 +109,37 @@ class RedisClusterStore(RedisStore):
     pipeline touches one slot. Async calls use one async cluster client per event loop.
     """
 
-    client: Any
+    _client: Any = None
+
+    def __init__(self, prefix: str, **kwargs: Any) -> None:
+        self._client_lock = threading.Lock()
+        super().__init__(prefix, **kwargs)
+        self.outage_errors = (*self.outage_errors, RedisClusterException, ClusterDownError)
+
+    @property
+    def client(self) -> Any:
+        """The sync cluster client; a derived one is made on first use (a sync cluster client
+        connects as it is made, so building the cache opens no connection)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = derive_cluster_client(
+                        getattr(self, "_source_for_sync", self._source),
+                        asynchronous=False,
+                        server_timeout=self._server_timeout,
+                    )
+        return self._client
+
+    @client.setter
+    def client(self, value: Any) -> None:
+        self._client = value
 
     def _sync_client(self, client: Any) -> Any:
         if client is not None and not (self._server_timeout is not None and cluster_lacks_timeouts(client)):
             return client
-        source = client if client is not None else self._source
-        return derive_cluster_client(source, asynchronous=False, server_timeout=self._server_timeout)
+        if client is not None:
+            self._source_for_sync = client
+        return None
 
     def _new_async_client(self) -> Any:
         return derive_cluster_client(
