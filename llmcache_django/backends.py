@@ -15,10 +15,15 @@ from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
 
 
 class RedisLLMCache(LLMCache):
     """LLM cache on Redis, from a sync ``redis.Redis``, an async ``redis.asyncio.Redis``, or both.
+
+    Redis Cluster clients (``redis.cluster.RedisCluster``, ``redis.asyncio.cluster.RedisCluster``)
+    work the same way: the other kind is derived with the same startup nodes and settings.
 
     ``key_prefix`` defaults to ``"<namespace>:"``. The missing client, and one async client
     per event loop, are made with every connection setting of the given one (Sentinel
@@ -29,9 +34,9 @@ class RedisLLMCache(LLMCache):
 
     def __init__(
         self,
-        client: redis.Redis | None = None,
+        client: redis.Redis | redis.cluster.RedisCluster | None = None,
         *,
-        async_client: redis.asyncio.Redis | None = None,
+        async_client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster | None = None,
         namespace: str = DEFAULT_NAMESPACE,
         key_prefix: str | None = None,
         ttl: float | None = None,
@@ -41,11 +46,13 @@ class RedisLLMCache(LLMCache):
         **options: Any,
     ) -> None:
         from llmcache_django.stores.redis import RedisStore
+        from llmcache_django.stores.redis_cluster import RedisClusterStore, is_cluster
 
-        store = RedisStore(
+        store_class = RedisClusterStore if is_cluster(client) or is_cluster(async_client) else RedisStore
+        store = store_class(
             key_prefix if key_prefix is not None else make_key_prefix(namespace),
-            client=client,
-            async_client=async_client,
+            client=client,  # type: ignore[arg-type]
+            async_client=async_client,  # type: ignore[arg-type]
             async_max_connections=async_max_connections,
             async_pool_timeout=async_pool_timeout,
             server_timeout=server_timeout,

@@ -55,6 +55,11 @@ def _alias_messages(alias: str, options: Any) -> list[CheckMessage]:
         return [Error(problem, id=_problem_id(problem)) for problem in problems]
     cache_alias = options.get("CACHE", DEFAULT_ALIAS)
     backend = app_settings.CACHES[cache_alias].get("BACKEND", "")
+    if isinstance(options.get("OPTIONS"), Mapping) and options["OPTIONS"].get("CLUSTER"):
+        from llmcache_django.cluster_settings import cluster_messages
+
+        where = f"LLM_CACHES[{alias!r}] uses CACHES[{cache_alias!r}]"
+        return cluster_messages(where, backend, app_settings.CACHES[cache_alias])
     return _backend_messages(alias, cache_alias, backend)
 
 

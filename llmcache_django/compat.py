@@ -17,16 +17,17 @@ from llmcache_django.backends import MemcachedLLMCache, RedisLLMCache
 
 
 class RedisCache(RedisLLMCache):
-    """Cache on Redis with a sync ``redis.Redis`` client (async calls work too)."""
+    """Cache on Redis with a sync ``redis.Redis`` (or ``RedisCluster``) client (async calls work too)."""
 
     def __init__(self, redis_: Any, *, ttl: int | None = None) -> None:
         try:
             from redis import Redis
+            from redis.cluster import RedisCluster
         except ImportError as exc:
             raise ImportError(
                 "Could not import `redis` python package. Please install it with `pip install llmcache-django[redis]`."
             ) from exc
-        if not isinstance(redis_, Redis):
+        if not isinstance(redis_, Redis | RedisCluster):
             raise ValueError("Please pass a valid `redis.Redis` client.")
         super().__init__(redis_, ttl=ttl)
         self.redis = redis_
@@ -39,12 +40,13 @@ class AsyncRedisCache(RedisLLMCache):
     def __init__(self, redis_: Any, *, ttl: int | None = None) -> None:
         try:
             from redis.asyncio import Redis
+            from redis.asyncio.cluster import RedisCluster
         except ImportError as exc:
             raise ImportError(
                 "Could not import `redis.asyncio` python package. Please install it with "
                 "`pip install llmcache-django[redis]`."
             ) from exc
-        if not isinstance(redis_, Redis):
+        if not isinstance(redis_, Redis | RedisCluster):
             raise ValueError("Please pass a valid `redis.asyncio.Redis` client.")
         super().__init__(async_client=redis_, ttl=ttl)
         self.redis = redis_

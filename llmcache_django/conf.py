@@ -19,6 +19,7 @@ FEATURE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
     "ASYNC_MAX_CONNECTIONS": int,  # Redis: bounded async pool size
     "ASYNC_POOL_TIMEOUT": (int, float),  # Redis: seconds to wait for a pooled connection
     "SERVER_TIMEOUT": (int, float, type(None)),  # Redis, memcached: bound on one server call
+    "CLUSTER": bool,  # Redis: LOCATION lists Redis Cluster startup nodes
 }
 #: The longest TTL accepted (ten years): longer ones overflow the database cache's dates and
 #: memcached's expiry times. ``None`` never expires.

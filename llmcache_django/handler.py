@@ -14,6 +14,7 @@ from llmcache_django.alias_clients import REDIS_PROTOCOL_BACKENDS, client_for
 from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_ALIAS, DEFAULT_NAMESPACE, alias_problems, app_settings
 from llmcache_django.keys import MEMCACHED_MAX_KEY, key_prefix
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 MEMCACHED_BACKENDS = frozenset({"django.core.cache.backends.memcached.PyMemcacheCache"})
 #: LLM_CACHES OPTIONS -> keyword arguments of LLMCache.
@@ -132,6 +133,8 @@ def _cache_for(
     backend = cache_settings.get("BACKEND", "")
     if backend in REDIS_PROTOCOL_BACKENDS | MEMCACHED_BACKENDS and "SERVER_TIMEOUT" in options:
         kwargs["server_timeout"] = options["SERVER_TIMEOUT"]
+    if backend in REDIS_PROTOCOL_BACKENDS and options.get("CLUSTER"):
+        return _cluster_cache(cache_settings, namespace, options, kwargs)
     if backend in REDIS_PROTOCOL_BACKENDS:
         return _redis_cache(cache_alias, cache_settings, namespace, options, kwargs)
     if backend in MEMCACHED_BACKENDS:
@@ -195,3 +198,20 @@ def _memcached_cache(
     client_options.pop("deserializer", None)
     client = HashClient(django_cache.client_servers, **client_options)  # type: ignore[attr-defined]
     return MemcachedLLMCache(client, namespace=namespace, key_prefix=prefix, **kwargs)
+
+
+def _cluster_cache(
+    cache_settings: Mapping[str, Any], namespace: str, options: Mapping[str, Any], kwargs: dict[str, Any]
+) -> LLMCache:
+    from llmcache_django.backends import RedisLLMCache
+    from llmcache_django.cluster_settings import cluster_client
+
+    for name, keyword in (
+        ("ASYNC_MAX_CONNECTIONS", "async_max_connections"),
+        ("ASYNC_POOL_TIMEOUT", "async_pool_timeout"),
+    ):
+        if name in options:
+            kwargs[keyword] = options[name]
+    client = cluster_client(cache_settings, kwargs.get("server_timeout", DEFAULT_SERVER_TIMEOUT))
+    prefix = _prefix(cache_settings, namespace)
+    return RedisLLMCache(async_client=client, namespace=namespace, key_prefix=prefix, **kwargs)

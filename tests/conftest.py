@@ -29,6 +29,9 @@ CACHE_KINDS = [
     "alias-pymemcache-pool",  # ... on a PyMemcacheCache alias with three LOCATIONs
     "alias-database",  # ... on the database cache
     "alias-locmem",  # ... on LocMemCache
+    "redis-cluster",  # RedisLLMCache on a redis.cluster.RedisCluster (3 primaries + replicas)
+    "redis-cluster-async",  # RedisLLMCache on a redis.asyncio.cluster.RedisCluster (sync calls too)
+    "alias-redis-cluster",  # LLM_CACHES with OPTIONS CLUSTER on a RedisCache alias listing startup nodes
 ]
 
 
@@ -57,6 +60,31 @@ def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    from tests.cluster_servers import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+def cluster_cache(kind: str, request: pytest.FixtureRequest, **options: Any) -> LLMCache:
+    """A :class:`RedisLLMCache` of a ``redis-cluster*`` kind on the session cluster."""
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    from llmcache_django import RedisLLMCache
+
+    url = request.getfixturevalue("redis_cluster").urls[0]
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    if kind == "redis-cluster-async":
+        return RedisLLMCache(
+            async_client=redis.asyncio.cluster.RedisCluster.from_url(url), namespace=namespace, **options
+        )
+    return RedisLLMCache(redis.cluster.RedisCluster.from_url(url), namespace=namespace, **options)
+
+
 def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The CACHES entry an ``alias-*`` kind stores its entries in."""
     if kind == "alias-django-redis":
@@ -71,6 +99,9 @@ def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
         backend = "django_valkey.async_cache.cache.AsyncValkeyCache" if kind == "alias-async-valkey" else VALKEY
         url = request.getfixturevalue("redis_server").url.replace("redis://", "valkey://")
         return {"BACKEND": backend, "LOCATION": url, "KEY_PREFIX": "vk"}
+    if kind == "alias-redis-cluster":
+        urls = request.getfixturevalue("redis_cluster").urls
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": urls, "KEY_PREFIX": "site"}
     if kind == "alias-pymemcache":
         location = request.getfixturevalue("memcached_server").location
         return {
@@ -99,6 +130,8 @@ def direct_cache(kind: str, request: pytest.FixtureRequest, **options: Any) -> L
     from llmcache_django import MemcachedLLMCache, RedisLLMCache
     from llmcache_django.compat import AsyncRedisCache, MemcachedCache, RedisCache
 
+    if kind.startswith("redis-cluster"):
+        return cluster_cache(kind, request, **options)
     if kind.endswith("memcached"):
         host, port = "127.0.0.1", request.getfixturevalue("memcached_server").port
         if kind == "compat-memcached":
@@ -121,6 +154,8 @@ def make_llm_cache(request: pytest.FixtureRequest) -> Iterator[Callable[..., LLM
         if not kind.startswith("alias-"):
             cache = direct_cache(kind, request, **{k.lower(): v for k, v in options.items()})
         else:
+            if kind == "alias-redis-cluster":
+                options = {**options, "OPTIONS": {"CLUSTER": True, **options.get("OPTIONS", {})}}
             override = override_settings(
                 CACHES={
                     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

@@ -22,6 +22,7 @@ EXPECTED = {
     "database": DjangoLLMCache,
     "sentinel": RedisLLMCache,
     "valkey": RedisLLMCache,
+    "redis-cluster": RedisLLMCache,
 }
 
 

@@ -54,7 +54,7 @@ class RedisStore(Store):
         self.client = self._sync_client(client)
         self._new_async_client()  # a setting that cannot be carried fails here, not on first use
         self._loops = LoopClients(self._new_async_client, async_max_connections, async_pool_timeout)
-        self.binary_safe = not _decodes_responses(self._source)
+        self.binary_safe = not self._decodes_responses()
         errors = family_of(self._source).exceptions  # redis-py's or valkey-py's
         self.outage_errors = (*self.outage_errors, errors.ConnectionError, errors.TimeoutError)
         self._connection_error: type[Exception] = errors.ConnectionError
@@ -73,6 +73,9 @@ class RedisStore(Store):
             server_timeout=self._server_timeout,
             max_connections=self._async_max_connections,
         )
+
+    def _decodes_responses(self) -> bool:
+        return _decodes_responses(self._source)
 
     @property
     def async_client(self) -> redis.asyncio.Redis:

@@ -99,7 +99,10 @@ async def _released_at_shutdown(client: Any, forget: Callable[[], None]) -> Asyn
         yield
     finally:
         forget()
-        for pool in pools_of(client):
+        if hasattr(client, "nodes_manager"):  # a cluster client: closes every node's connections
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        for pool in [] if hasattr(client, "nodes_manager") else pools_of(client):
             # A failed disconnect must not disturb the loop's shutdown; the sockets close anyway.
             with contextlib.suppress(Exception):
                 await pool.disconnect()  # type: ignore[misc]

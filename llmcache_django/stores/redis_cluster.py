@@ -1,0 +1,187 @@
+"""Entries on a Redis Cluster: the Redis store with cluster clients and per-slot multi-key calls."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import redis.asyncio.cluster as async_cluster
+import redis.cluster as sync_cluster
+from redis.exceptions import ClusterDownError, RedisClusterException
+
+from llmcache_django.listing import is_entry_name
+from llmcache_django.stores.redis import CLEAR_BATCH, LIST_BATCH, RedisStore, _batches, _text
+from llmcache_django.stores.redis_clients import ClientSettingError
+
+#: Connection settings both kinds of cluster client take by the same name.
+CARRIED = (
+    "username",
+    "password",
+    "credential_provider",
+    "client_name",
+    "driver_info",
+    "encoding",
+    "encoding_errors",
+    "decode_responses",
+    "health_check_interval",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "socket_read_size",
+    "protocol",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_cert_reqs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_check_hostname",
+    "ssl_min_version",
+    "ssl_ciphers",
+)
+TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+AnyCluster = sync_cluster.RedisCluster | async_cluster.RedisCluster
+
+
+def is_cluster(client: Any) -> bool:
+    """Whether ``client`` is a redis-py Redis Cluster client (sync or asyncio)."""
+    return isinstance(client, AnyCluster)
+
+
+def cluster_settings(client: AnyCluster) -> dict[str, Any]:
+    """The connection settings of a cluster client, as a cluster client's keywords."""
+    kwargs = (
+        client.connection_kwargs
+        if isinstance(client, async_cluster.RedisCluster)
+        else client.nodes_manager.connection_kwargs
+    )
+    settings = {name: kwargs[name] for name in CARRIED if name in kwargs}
+    connection_class = kwargs.get("connection_class")
+    if connection_class is not None and "SSL" in connection_class.__name__:
+        settings["ssl"] = True
+    if kwargs.get("redis_connect_func") not in (None, getattr(client, "on_connect", None)):
+        raise ClientSettingError(
+            "The cluster client's redis_connect_func cannot be carried to the other kind of client; "
+            "give both clients (RedisLLMCache(client, async_client=...))."
+        )
+    return settings
+
+
+def cluster_lacks_timeouts(client: AnyCluster) -> bool:
+    """Whether a call on the cluster client could wait for ever (no socket or connect timeout)."""
+    settings = cluster_settings(client)
+    return any(settings.get(name) is None for name in TIMEOUTS)
+
+
+def derive_cluster_client(
+    client: AnyCluster, *, asynchronous: bool, server_timeout: float | None, max_connections: int | None = None
+) -> Any:
+    """A new cluster client of the requested kind: same startup nodes, same connection settings.
+
+    Timeouts ``client`` leaves unset become ``server_timeout``; ``max_connections`` caps each node's pool.
+    """
+    settings = cluster_settings(client)
+    for name in TIMEOUTS:
+        if settings.get(name) is None and server_timeout is not None:
+            settings[name] = server_timeout
+    manager = client.nodes_manager
+    settings["require_full_coverage"] = getattr(manager, "require_full_coverage", None) or getattr(
+        manager, "_require_full_coverage", True
+    )
+    settings["address_remap"] = manager.address_remap
+    settings["reinitialize_steps"] = client.reinitialize_steps
+    settings["load_balancing_strategy"] = client.load_balancing_strategy
+    if client.read_from_replicas:  # deprecated spelling: passed only when set
+        settings["read_from_replicas"] = True
+    if max_connections is not None:
+        settings["max_connections"] = max_connections
+    module = async_cluster if asynchronous else sync_cluster
+    nodes = [module.ClusterNode(node.host, node.port) for node in manager.startup_nodes.values()]
+    return module.RedisCluster(startup_nodes=nodes, **settings)
+
+
+class RedisClusterStore(RedisStore):
+    """Stores each entry as one string on the cluster node owning its slot.
+
+    Multi-key calls never cross slots: ``clear()`` and listing SCAN every primary and then
+    UNLINK / MGET slot by slot (redis-py splits them); the stats hash is one key, so its
+    pipeline touches one slot. Async calls use one async cluster client per event loop.
+    """
+
+    _client: Any = None
+
+    def __init__(self, prefix: str, **kwargs: Any) -> None:
+        self._client_lock = threading.Lock()
+        super().__init__(prefix, **kwargs)
+        self.outage_errors = (*self.outage_errors, RedisClusterException, ClusterDownError)
+
+    @property
+    def client(self) -> Any:
+        """The sync cluster client; a derived one is made on first use (a sync cluster client
+        connects as it is made, so building the cache opens no connection)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = derive_cluster_client(
+                        getattr(self, "_source_for_sync", self._source),
+                        asynchronous=False,
+                        server_timeout=self._server_timeout,
+                    )
+        return self._client
+
+    @client.setter
+    def client(self, value: Any) -> None:
+        self._client = value
+
+    def _sync_client(self, client: Any) -> Any:
+        if client is not None and not (self._server_timeout is not None and cluster_lacks_timeouts(client)):
+            return client
+        if client is not None:
+            self._source_for_sync = client
+        return None
+
+    def _new_async_client(self) -> Any:
+        return derive_cluster_client(
+            self._source,
+            asynchronous=True,
+            server_timeout=self._server_timeout,
+            max_connections=self._async_max_connections,
+        )
+
+    def _decodes_responses(self) -> bool:
+        return bool(cluster_settings(self._source).get("decode_responses"))
+
+    def describe(self) -> str:
+        nodes = ", ".join(node.name for node in self._source.nodes_manager.startup_nodes.values())
+        return f"redis cluster {nodes} (prefix {self.prefix!r})"
+
+    def clear(self) -> int | None:
+        removed = 0
+        keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000))
+        for batch in _batches(keys, CLEAR_BATCH):
+            removed += self.client.unlink(*batch)  # redis-py sends one UNLINK per slot
+        return removed
+
+    def iter_values(self) -> Iterator[tuple[str, bytes]]:
+        keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000))
+        for batch in _batches(keys, LIST_BATCH):
+            for key, value in zip(batch, self.client.mget_nonatomic(batch), strict=True):
+                if value is not None:
+                    yield _text(key)[len(self.prefix) :], value
+
+    async def aclear(self) -> int | None:
+        client, removed, batch = self.async_client, 0, []
+        async for key in client.scan_iter(match=self.pattern, count=1000):
+            if is_entry_name(_text(key)[len(self.prefix) :]):
+                batch.append(key)
+            if len(batch) >= CLEAR_BATCH:
+                removed += await client.unlink(*batch)
+                batch = []
+        if batch:
+            removed += await client.unlink(*batch)
+        return removed
+
+    def primaries(self) -> list[Any]:
+        """The cluster's primary nodes, as the sync client currently knows them."""
+        return list(self.client.get_primaries())

@@ -1,0 +1,99 @@
+"""A Redis Cluster primary killed under load of real LangChain models: no call fails, hits resume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.cluster
+from langchain_core.language_models import FakeListLLM
+
+from llmcache_django import RedisLLMCache
+from llmcache_django.signals import llm_cache_hit
+from tests.cluster_servers import Cluster, start_cluster
+
+WARM_PROMPTS = [f"question {number}" for number in range(24)]
+#: Generous: a replica is promoted after about twice the 1 s node timeout.
+RECOVERY_DEADLINE = 60.0
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Cluster]:
+    """A cluster of this test's own: killing a primary must not disturb the session cluster."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+def primary_holding_most_of(cluster: Cluster, pattern: str) -> Any:
+    best, most = None, -1
+    for server in cluster.servers:
+        node = redis.Redis(port=server.port)
+        if node.info("replication")["role"] == "master":
+            count = sum(1 for _ in node.scan_iter(match=pattern))
+            node.execute_command("WAIT", 1, 2000)  # the replica has every entry before the kill
+            if count > most:
+                best, most = server, count
+        node.close()
+    return best
+
+
+class Load:
+    """Passes over the warm prompts plus fresh ones (misses), timing every model call."""
+
+    def __init__(self, model: FakeListLLM) -> None:
+        self.model = model
+        self.failed = 0
+        self.hits = 0
+        self.longest = 0.0
+        self.fresh = 0
+        llm_cache_hit.connect(self._hit, weak=False)
+
+    def _hit(self, **kwargs: Any) -> None:
+        self.hits += 1
+
+    def one_pass(self) -> int:
+        """Run one pass; return how many of the warm prompts hit."""
+        before = self.hits
+        for prompt in [*WARM_PROMPTS, f"fresh {self.fresh}", f"fresh {self.fresh + 1}"]:
+            started = time.monotonic()
+            try:
+                self.model.invoke(prompt)
+            except Exception:
+                self.failed += 1
+            self.longest = max(self.longest, time.monotonic() - started)
+        self.fresh += 2
+        return self.hits - before
+
+    def close(self) -> None:
+        llm_cache_hit.disconnect(self._hit)
+
+
+def test_killing_a_primary_fails_no_model_call_and_hits_resume_after_failover(own_cluster: Cluster) -> None:
+    client = redis.cluster.RedisCluster.from_url(own_cluster.urls[0])
+    cache = RedisLLMCache(client, namespace="faults", server_timeout=0.5)
+    model = FakeListLLM(responses=[f"answer {number}" for number in range(7)], cache=cache)
+    load = Load(model)
+    try:
+        load.one_pass()  # every warm prompt is stored
+        assert load.one_pass() == len(WARM_PROMPTS)
+        victim = primary_holding_most_of(own_cluster, cache.store.pattern)  # type: ignore[attr-defined]
+        assert victim is not None and victim.process is not None
+        load.longest = 0.0
+        victim.process.kill()
+        killed_at = time.monotonic()
+        passes = 0
+        while load.one_pass() < len(WARM_PROMPTS) and time.monotonic() - killed_at < RECOVERY_DEADLINE:
+            passes += 1
+        resumed_after = time.monotonic() - killed_at
+        print(
+            f"\ncluster primary killed: longest model call {load.longest * 1000:.0f} ms, "
+            f"every warm prompt hit again after {resumed_after:.1f} s ({passes} passes)"
+        )
+        assert load.failed == 0
+        assert load.one_pass() == len(WARM_PROMPTS)  # hits resumed: the promoted replica serves them
+    finally:
+        load.close()
