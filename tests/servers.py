@@ -123,6 +123,25 @@ def wait_for_replication(replica: Server, seconds: float = 10.0) -> None:
     raise RuntimeError(f"the replica on port {replica.port} did not catch up within {seconds}s")
 
 
+def wait_for_sentinel_to_see(watcher: Server, replica: Server, seconds: float = 30.0) -> None:
+    """Wait (bounded) until the sentinel knows ``replica`` as a replica in sync that it could
+    promote (it reads the primary's and the replicas' INFO every 10 s)."""
+    import redis
+
+    sentinel = redis.Redis(port=watcher.port)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(_promotable(found, replica) for found in sentinel.sentinel_slaves(SENTINEL_SERVICE)):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the sentinel on port {watcher.port} did not see the replica on {replica.port} in {seconds}s")
+
+
+def _promotable(found: dict[str, object], replica: Server) -> bool:
+    healthy = found.get("is_slave") and not found.get("is_sdown") and found.get("master-link-status") == "ok"
+    return bool(healthy) and int(str(found["port"])) == replica.port
+
+
 def start_redis_tls(certificates: Certificates) -> Server:
     """Start redis-server speaking TLS only, on a free loopback port, requiring client certificates."""
     binary = require_binary("redis-server")

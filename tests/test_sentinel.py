@@ -25,6 +25,7 @@ def test_killing_the_primary_fails_no_model_call_and_hits_resume_on_the_promoted
             cache.clear()
             load = FaultLoad(cache, threads=3, async_threads=1).start()
             servers.wait_for_replication(replica)
+            servers.wait_for_sentinel_to_see(watcher, replica)  # else there is no one to promote
             load.fault()
             primary.kill()
             resumed = load.wait_for_hits(seconds=60)
