@@ -17,6 +17,7 @@ from llmcache_django.admin_views.common import (
     server_error_text,
 )
 from llmcache_django.handler import llm_caches
+from llmcache_django.nodes import NodeState, node_states
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
@@ -88,6 +89,8 @@ class AliasSummary:
     error: str = ""
     #: Servers of a pool the client treats as down; their entries miss until they are back.
     down_nodes: list[str] = field(default_factory=list)
+    #: Each node of a Redis Cluster: up or down, keys, memory used.
+    nodes: list[NodeState] = field(default_factory=list)
 
 
 def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
@@ -133,6 +136,10 @@ def _describe(summary: AliasSummary, cache: LLMCache) -> None:
     summary.ttl = ttl_text(cache.ttl)
     summary.can_list = cache.can_list
     summary.down_nodes = cache.store.unreachable_nodes()
+    try:
+        summary.nodes = node_states(cache.store)
+    except Exception as exc:  # no node answered at all: the stats read below reports it
+        logger.warning("LLM cache admin: cannot list the nodes of %r: %s", summary.alias, exc)
 
 
 def _read_stats(summary: AliasSummary, cache: LLMCache) -> None:

@@ -101,6 +101,18 @@ def derive_cluster_client(
     return module.RedisCluster(startup_nodes=nodes, **settings)
 
 
+class ClusterClearError(RuntimeError):
+    """A clear reached some primaries only: ``failed`` names those it could not clear."""
+
+    def __init__(self, removed: int, cleared: list[str], failed: list[str]) -> None:
+        super().__init__(
+            f"could not clear primary {', '.join(failed)}; removed {removed} entries from "
+            f"{', '.join(cleared) or 'no other primary'}"
+        )
+        self.removed = removed
+        self.failed = failed
+
+
 class RedisClusterStore(RedisStore):
     """Stores each entry as one string on the cluster node owning its slot.
 
@@ -157,8 +169,21 @@ class RedisClusterStore(RedisStore):
         return f"redis cluster {nodes} (prefix {self.prefix!r})"
 
     def clear(self) -> int | None:
+        removed, cleared, failed = 0, [], []
+        for node in self.client.get_primaries():
+            try:
+                removed += self._clear_node(node)
+            except Exception as exc:  # the other primaries are still cleared; then say which was not
+                failed.append(f"{node.name} ({type(exc).__name__}: {exc})")
+            else:
+                cleared.append(node.name)
+        if failed:
+            raise ClusterClearError(removed, cleared, failed)
+        return removed
+
+    def _clear_node(self, node: Any) -> int:
         removed = 0
-        keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000))
+        keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000, target_nodes=node))
         for batch in _batches(keys, CLEAR_BATCH):
             removed += self.client.unlink(*batch)  # redis-py sends one UNLINK per slot
         return removed
