@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio.cluster as async_cluster
 import redis.cluster as sync_cluster
+from redis.crc import key_slot
 from redis.exceptions import ClusterDownError, RedisClusterException
 
 from llmcache_django.listing import is_entry_name
@@ -160,6 +161,19 @@ class RedisClusterStore(RedisStore):
             server_timeout=self._server_timeout,
             max_connections=self._async_max_connections,
         )
+
+    def get(self, name: str) -> bytes | None:
+        key = self.prefix + name
+        client = self.client
+        if client.read_from_replicas or client.load_balancing_strategy:
+            return client.get(key)  # type: ignore[no-any-return]
+        try:
+            # The hot path: straight to the primary owning the key's slot, skipping the
+            # cluster client's per-command routing (about 40 µs of Python per lookup).
+            node = client.nodes_manager.get_node_from_slot(key_slot(client.encoder.encode(key)))
+            return client.get_redis_connection(node).get(key)  # type: ignore[no-any-return]
+        except Exception:  # moved, failed over or not connected: the cluster client sorts it out
+            return client.get(key)  # type: ignore[no-any-return]
 
     def _decodes_responses(self) -> bool:
         return bool(cluster_settings(self._source).get("decode_responses"))
