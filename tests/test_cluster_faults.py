@@ -107,6 +107,7 @@ def test_with_a_primary_down_the_dashboard_and_a_clear_name_that_node(own_cluste
     from django.urls import reverse
 
     from llmcache_django import llm_caches
+    from llmcache_django.health import Status, probe
 
     settings = override_settings(
         CACHES={
@@ -127,3 +128,6 @@ def test_with_a_primary_down_the_dashboard_and_a_clear_name_that_node(own_cluste
         assert f'data-node="127.0.0.1:{victim.port}">primary 127.0.0.1:{victim.port}: down' in page
         with pytest.raises(Exception, match=f"could not clear primary 127.0.0.1:{victim.port}"):
             cache.store.clear()
+        health = probe("default")
+        assert health.status is Status.DEGRADED
+        assert f"1 of {len(own_cluster.servers)} servers down: 127.0.0.1:{victim.port}" in health.detail
