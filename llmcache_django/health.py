@@ -71,6 +71,9 @@ def server_probes(store: Store) -> list[ServerProbe]:
     from llmcache_django.stores.database import DatabaseStore
     from llmcache_django.stores.django import DjangoStore
 
+    cluster_probes = _cluster_node_probes(store)
+    if cluster_probes:
+        return cluster_probes
     nodes = _pooled_memcached_nodes(store)
     if nodes:
         key = store.key(PROBE_NAME)  # type: ignore[attr-defined]
@@ -161,3 +164,17 @@ def _closing_connections(read: Callable[[str], Any], name: str) -> Any:
 
 def _server_name(server: Any) -> str:
     return f"{server[0]}:{server[1]}" if isinstance(server, tuple) else str(server)
+
+
+def _cluster_node_probes(store: Store) -> list[ServerProbe]:
+    """A PING per node of a Redis Cluster (primaries and replicas), each on its own connection."""
+    from llmcache_django.stores.redis_cluster import RedisClusterStore
+
+    if not isinstance(store, RedisClusterStore):
+        return []
+    client = store.client
+    return [(node.name, _node_ping(client, node)) for node in sorted(client.get_nodes(), key=lambda node: node.name)]
+
+
+def _node_ping(client: Any, node: Any) -> Callable[[], Any]:
+    return lambda: client.get_redis_connection(node).ping()

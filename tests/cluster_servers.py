@@ -47,6 +47,7 @@ def start_cluster(primaries: int = 3, replicas: int = 1) -> Cluster:
         subprocess.run(argv, check=True, capture_output=True, timeout=60)
         for server in cluster.servers:
             wait_for_cluster_ok(server.port)
+        wait_for_replicas(cluster.servers[0].port, primaries * replicas)
     except BaseException:
         cluster.stop()
         raise
@@ -92,3 +93,20 @@ def _is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def wait_for_replicas(port: int, expected: int, timeout: float = 30.0) -> None:
+    """Wait until the cluster seen from ``port`` has ``expected`` replicas in sync with their primaries."""
+    import redis
+
+    node = redis.Redis(port=port)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            in_sync = sum(len(shard[3:]) for shard in node.execute_command("CLUSTER", "SLOTS"))
+            if in_sync >= expected:
+                return
+            time.sleep(0.1)
+    finally:
+        node.close()
+    raise RuntimeError(f"Redis Cluster replicas did not join within {timeout}s")

@@ -14,6 +14,7 @@ from pathlib import Path
 PACKAGES = {
     "redis-server": "redis-server",
     "redis-sentinel": "redis-sentinel",
+    "redis-cli": "redis-tools",
     "memcached": "memcached",
     "chromium": "chromium",
     "openssl": "openssl",

@@ -14,10 +14,12 @@ from langchain_core.language_models import FakeListLLM
 from llmcache_django import RedisLLMCache
 from llmcache_django.signals import llm_cache_hit
 from tests.cluster_servers import Cluster, start_cluster
+from tests.helpers import text_generations
 
 WARM_PROMPTS = [f"question {number}" for number in range(24)]
 #: Generous: a replica is promoted after about twice the 1 s node timeout.
 RECOVERY_DEADLINE = 60.0
+DASHBOARD = "admin:llmcache_django_llmcache_changelist"
 
 
 @pytest.fixture
@@ -97,3 +99,35 @@ def test_killing_a_primary_fails_no_model_call_and_hits_resume_after_failover(ow
         assert load.one_pass() == len(WARM_PROMPTS)  # hits resumed: the promoted replica serves them
     finally:
         load.close()
+
+
+@pytest.mark.django_db
+def test_with_a_primary_down_the_dashboard_and_a_clear_name_that_node(own_cluster: Cluster, admin_client: Any) -> None:
+    from django.test import override_settings
+    from django.urls import reverse
+
+    from llmcache_django import llm_caches
+    from llmcache_django.health import Status, probe
+
+    settings = override_settings(
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "llm": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": own_cluster.urls},
+        },
+        LLM_CACHES={"default": {"CACHE": "llm", "NAMESPACE": "nodes", "OPTIONS": {"CLUSTER": True}}},
+    )
+    with settings:
+        cache = llm_caches["default"]
+        for number in range(30):
+            cache.update(f"p{number}", "[('model_name', 'm')]", text_generations("a"))
+        page = admin_client.get(reverse(DASHBOARD)).content.decode()
+        assert page.count('class="llmcache-node llmcache-quiet"') == len(own_cluster.servers)
+        victim = primary_holding_most_of(own_cluster, cache.store.pattern)  # type: ignore[attr-defined]
+        victim.process.kill()
+        page = admin_client.get(reverse(DASHBOARD)).content.decode()
+        assert f'data-node="127.0.0.1:{victim.port}">primary 127.0.0.1:{victim.port}: down' in page
+        with pytest.raises(Exception, match=f"could not clear primary 127.0.0.1:{victim.port}"):
+            cache.store.clear()
+        health = probe("default")
+        assert health.status is Status.DEGRADED
+        assert f"1 of {len(own_cluster.servers)} servers down: 127.0.0.1:{victim.port}" in health.detail

@@ -136,3 +136,15 @@ def test_cluster_on_a_non_redis_alias_is_an_error() -> None:
 def test_a_cluster_location_that_cannot_be_a_startup_node_is_an_error(location: str) -> None:
     with cluster_alias_settings(location):
         assert [message.id for message in check_llm_caches()] == ["llmcache_django.E031"]
+
+
+def test_a_health_probe_pings_every_node_of_the_cluster(redis_cluster: Any) -> None:
+    from llmcache_django.health import Status, probe
+
+    with cluster_alias_settings(redis_cluster.urls):
+        health = probe("default")
+    assert health.status in {Status.REACHABLE, Status.DEGRADED}  # degraded only if slow
+    assert sorted(server.server for server in health.servers) == sorted(
+        f"127.0.0.1:{port}" for port in redis_cluster.ports
+    )
+    assert all(server.error is None for server in health.servers)

@@ -17,6 +17,7 @@ from llmcache_django.admin_views.common import (
     server_error_text,
 )
 from llmcache_django.handler import llm_caches
+from llmcache_django.nodes import NodeState, node_states
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
@@ -90,6 +91,8 @@ class AliasSummary:
     down_nodes: list[str] = field(default_factory=list)
     #: Each server of a memcached pool: up or down, our entries, its items and bytes.
     nodes: list[Any] = field(default_factory=list)
+    #: Each node of a Redis Cluster: primary or replica, up or down, keys, memory used.
+    cluster_nodes: list[NodeState] = field(default_factory=list)
 
 
 def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
@@ -135,9 +138,13 @@ def _describe(summary: AliasSummary, cache: LLMCache) -> None:
     summary.ttl = ttl_text(cache.ttl)
     summary.can_list = cache.can_list
     summary.down_nodes = cache.store.unreachable_nodes()
-    node_states = getattr(cache.store, "node_states", None)
-    if node_states is not None:
-        summary.nodes = node_states()
+    server_states = getattr(cache.store, "node_states", None)  # a memcached pool
+    if server_states is not None:
+        summary.nodes = server_states()
+    try:
+        summary.cluster_nodes = node_states(cache.store)
+    except Exception as exc:  # no node answered at all: the stats read below reports it
+        logger.warning("LLM cache admin: cannot list the nodes of %r: %s", summary.alias, exc)
 
 
 def _read_stats(summary: AliasSummary, cache: LLMCache) -> None:
