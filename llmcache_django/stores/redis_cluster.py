@@ -10,6 +10,7 @@ import redis.asyncio.cluster as async_cluster
 import redis.cluster as sync_cluster
 from redis.crc import key_slot
 from redis.exceptions import ClusterDownError, RedisClusterException
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from llmcache_django.listing import is_entry_name
 from llmcache_django.stores.redis import CLEAR_BATCH, LIST_BATCH, RedisStore, _batches, _text
@@ -127,7 +128,12 @@ class RedisClusterStore(RedisStore):
     def __init__(self, prefix: str, **kwargs: Any) -> None:
         self._client_lock = threading.Lock()
         super().__init__(prefix, **kwargs)
-        self.outage_errors = (*self.outage_errors, RedisClusterException, ClusterDownError)
+        # One primary lost (its replica about to be promoted) answers fast, with a refused
+        # connection or CLUSTERDOWN: a miss for the keys it affects, not a pause of the whole
+        # cluster. A stalled node (a timeout) or no reachable node at all pauses the cache.
+        per_node = (RedisConnectionError, ClusterDownError)
+        kept = tuple(error for error in self.outage_errors if not issubclass(error, per_node))
+        self.outage_errors = (*kept, RedisClusterException)
 
     @property
     def client(self) -> Any:
