@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install the servers and browser the tests run for real, when they are missing.
 set -euo pipefail
-declare -A PACKAGE=([redis-server]=redis-server [redis-sentinel]=redis-sentinel [memcached]=memcached [chromium]=chromium [openssl]=openssl)
+declare -A PACKAGE=([redis-server]=redis-server [redis-cli]=redis-tools [redis-sentinel]=redis-sentinel [memcached]=memcached [chromium]=chromium [openssl]=openssl)
 missing=()
-for binary in redis-server redis-sentinel memcached chromium openssl; do
+for binary in redis-server redis-cli redis-sentinel memcached chromium openssl; do
     command -v "$binary" >/dev/null 2>&1 || missing+=("${PACKAGE[$binary]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
