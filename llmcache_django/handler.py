@@ -17,7 +17,12 @@ from llmcache_django.keys import MEMCACHED_MAX_KEY, key_prefix
 REDIS_BACKENDS = frozenset({"django_redis.cache.RedisCache", "django.core.cache.backends.redis.RedisCache"})
 MEMCACHED_BACKENDS = frozenset({"django.core.cache.backends.memcached.PyMemcacheCache"})
 #: LLM_CACHES OPTIONS -> keyword arguments of LLMCache.
-CACHE_OPTIONS = {"COMPRESS_MIN_BYTES": "compress_min_bytes", "MAX_ENTRY_BYTES": "max_entry_bytes", "STATS": "stats"}
+CACHE_OPTIONS = {
+    "COMPRESS_MIN_BYTES": "compress_min_bytes",
+    "MAX_ENTRY_BYTES": "max_entry_bytes",
+    "STATS": "stats",
+    "SINGLE_FLIGHT": "single_flight",
+}
 
 
 class LLMCacheHandler:
