@@ -148,3 +148,25 @@ def test_two_hundred_tasks_asking_the_same_prompt_make_one_model_call(
 
     assert asyncio.run(burst()) == ["the answer"] * 200
     assert model.calls["count"] == 1
+
+
+@pytest.mark.parametrize("bound", [0, -1, 7200, "yes"])
+def test_a_single_flight_bound_that_is_not_a_positive_number_of_seconds_is_error_e011(bound: Any) -> None:
+    from tests.test_checks import DATABASE, check_ids
+
+    ids = check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"OPTIONS": {"SINGLE_FLIGHT": bound}}})
+    assert ids == ["llmcache_django.E011"]
+
+
+def test_single_flight_on_a_file_cache_warns_w011_that_it_coalesces_per_process_only(tmp_path: Any) -> None:
+    from tests.test_checks import check_ids
+
+    files = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
+    ids = check_ids(CACHES={"default": files}, LLM_CACHES={"default": {"OPTIONS": {"SINGLE_FLIGHT": 12.5}}})
+    assert ids == ["llmcache_django.W011"]
+
+
+def test_single_flight_on_the_database_cache_passes_the_checks() -> None:
+    from tests.test_checks import DATABASE, check_ids
+
+    assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"OPTIONS": {"SINGLE_FLIGHT": True}}}) == []
