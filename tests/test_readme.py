@@ -19,6 +19,7 @@ EXPECTED = {
     "django-builtin-redis": RedisLLMCache,
     "memcached": MemcachedLLMCache,
     "database": DjangoLLMCache,
+    "single-flight": RedisLLMCache,
 }
 
 
