@@ -170,3 +170,74 @@ def test_single_flight_on_the_database_cache_passes_the_checks() -> None:
     from tests.test_checks import DATABASE, check_ids
 
     assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"OPTIONS": {"SINGLE_FLIGHT": True}}}) == []
+
+
+def _start_worker(kind: str, port: int, namespace: str, directory: Any, index: int, bound: float = 20) -> Any:
+    import subprocess
+    import sys
+
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.single_flight_worker",
+        kind,
+        str(port),
+        namespace,
+        str(directory),
+        str(index),
+        str(bound),
+    ]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _calls(directory: Any) -> int:
+    path = directory / "calls"
+    return len(path.read_bytes()) if path.exists() else 0
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_four_processes_asking_the_same_prompt_make_one_model_call(
+    kind: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    import uuid
+
+    port = request.getfixturevalue(f"{kind}_server").port
+    namespace = f"sf{uuid.uuid4().hex[:8]}"
+    workers = [_start_worker(kind, port, namespace, tmp_path, index) for index in range(4)]
+    _wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == 4 and _calls(tmp_path) >= 1)
+    time.sleep(0.5)  # every process joins the flight
+    opened = time.monotonic()
+    (tmp_path / "gate").touch()
+    answers = [worker.communicate(timeout=60)[0].strip() for worker in workers]
+    print(f"{kind}: 4 processes answered within {(time.monotonic() - opened) * 1000:.0f} ms of the gate")
+    assert answers == ["the answer"] * 4
+    assert _calls(tmp_path) == 1
+
+
+def test_a_killed_leader_process_holds_other_processes_only_until_its_lease_expires(
+    tmp_path: Any, redis_server: Any
+) -> None:
+    import uuid
+
+    namespace = f"sf{uuid.uuid4().hex[:8]}"
+    leader = _start_worker("redis", redis_server.port, namespace, tmp_path, 0, bound=8)
+    _wait_for(lambda: _calls(tmp_path) >= 1)
+    waiters = [_start_worker("redis", redis_server.port, namespace, tmp_path, index, bound=8) for index in (1, 2)]
+    _wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == 3)
+    time.sleep(0.3)
+    leader.kill()
+    killed = time.monotonic()
+    (tmp_path / "gate").touch()
+    answers = [waiter.communicate(timeout=60)[0].strip() for waiter in waiters]
+    print(
+        f"killed leader: its waiters answered {time.monotonic() - killed:.2f} s later (lease of 8 s from the leader's start)"
+    )
+    leader.wait()
+    assert answers == ["the answer"] * 2
+    assert _calls(tmp_path) == 3
