@@ -41,6 +41,8 @@ POLL_GROWTH = 1.5
 POLL_MAX_SECONDS = 0.025
 #: How often the watcher checks that the leaders in this process are still at work.
 WATCH_SECONDS = 0.05
+#: The watcher thread stops after this long without a flight (and starts again with the next).
+WATCHER_IDLE_SECONDS = 5.0
 #: Lease names: not entry digests, so never listed, counted or cleared as entries.
 LEASE_PREFIX = "lease:"
 
@@ -379,11 +381,14 @@ class SingleFlight:
 
     def _watch_leaders(self) -> None:
         """Until no flight is left: end those whose leader is gone or whose bound passed."""
+        idle_since = time.monotonic()
         while True:
             time.sleep(WATCH_SECONDS)
             with self._lock:
                 flights = list(self._flights.values())
-                if not flights:
+                if flights:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > WATCHER_IDLE_SECONDS:  # kept a while: misses come in bursts
                     self._watcher = None
                     return
             for flight in flights:
