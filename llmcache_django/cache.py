@@ -21,6 +21,7 @@ from llmcache_django.latency import timed_lookup
 from llmcache_django.listing import model_of
 from llmcache_django.operations import CacheOperations
 from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
+from llmcache_django.single_flight import SingleFlight, option_problem, wait_bound
 from llmcache_django.stats import Stats
 from llmcache_django.stores.base import ServerPausedError, Store
 
@@ -62,10 +63,14 @@ class LLMCache(CacheOperations, BaseCache):
         compress_min_bytes: float = codec.DEFAULT_COMPRESS_MIN_BYTES,
         max_entry_bytes: int | None = None,
         stats: bool = True,
+        single_flight: bool | float = False,
     ) -> None:
         problem = ttl_problem(ttl)
         if problem is not None:
             raise ValueError(f"ttl={problem}.")
+        problem = option_problem(single_flight)
+        if problem is not None:
+            raise ValueError(f"single_flight={problem}.")
         self.store = store
         self.ttl = ttl
         self.alias = alias
@@ -81,6 +86,9 @@ class LLMCache(CacheOperations, BaseCache):
         self.errors = ErrorReporter(alias or type(self).__name__)
         self._pending_misses: dict[str, float] = {}
         self._llm_records: dict[str, tuple[str, str, float]] = {}  # llm_string -> (hash, model, written at)
+        wait = wait_bound(single_flight) if ttl is None or ttl > 0 else None  # TTL 0 caches nothing to wait for
+        #: Coalesces concurrent misses of one entry into one model call (``None``: off).
+        self.single_flight = SingleFlight(store, wait=wait, on_error=self._failed) if wait is not None else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r} {self.store.describe()}>"
@@ -106,7 +114,11 @@ class LLMCache(CacheOperations, BaseCache):
         except Exception as exc:
             self._failed("lookup", exc)
             return None
-        entry = self._read(name, value, prompt)
+        coalesced = False
+        if value is None and self.single_flight is not None:
+            value = self.single_flight.join(name)
+            coalesced = value is not None
+        entry = self._read(name, value, prompt, coalesced=coalesced)
         signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
             self._report_receiver_errors(
@@ -127,7 +139,11 @@ class LLMCache(CacheOperations, BaseCache):
         except Exception as exc:
             self._failed("lookup", exc)
             return None
-        entry = self._read(name, value, prompt)
+        coalesced = False
+        if value is None and self.single_flight is not None:
+            value = await self.single_flight.ajoin(name)
+            coalesced = value is not None
+        entry = self._read(name, value, prompt, coalesced=coalesced)
         signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
             self._report_receiver_errors(
@@ -142,6 +158,13 @@ class LLMCache(CacheOperations, BaseCache):
         name = entry_digest(prompt, llm_string)
         llm_hash, model = self._llm_names(llm_string)
         value = self._encode(name, prompt, llm_hash, model, return_val)
+        try:
+            self._write(name, value, llm_string, llm_hash, model)
+        finally:  # waiters for this entry get it from memory, even if the write failed
+            if self.single_flight is not None:
+                self.single_flight.settle(name, value)
+
+    def _write(self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str) -> None:
         if value is None or self._server_down():
             return
         try:
@@ -159,6 +182,13 @@ class LLMCache(CacheOperations, BaseCache):
         name = entry_digest(prompt, llm_string)
         llm_hash, model = self._llm_names(llm_string)
         value = self._encode(name, prompt, llm_hash, model, return_val)
+        try:
+            await self._awrite(name, value, llm_string, llm_hash, model)
+        finally:
+            if self.single_flight is not None:
+                await self.single_flight.asettle(name, value)
+
+    async def _awrite(self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str) -> None:
         if value is None or self._server_down():
             return
         try:
@@ -204,7 +234,18 @@ class LLMCache(CacheOperations, BaseCache):
                 await _asend_robust(llm_cache_cleared, sender=self, alias=self.alias, count=count)
             )
 
-    def _read(self, name: str, value: bytes | None, prompt: str) -> codec.Entry | None:
+    def abandon(self, prompt: str, llm_string: str) -> None:
+        """Say that the model call after a miss of ``(prompt, llm_string)`` will not
+        ``update`` (it failed): callers waiting for it (single-flight) go on at once."""
+        if self.single_flight is not None:
+            self.single_flight.settle(entry_digest(prompt, llm_string), None)
+
+    async def aabandon(self, prompt: str, llm_string: str) -> None:
+        """Async :meth:`abandon`."""
+        if self.single_flight is not None:
+            await self.single_flight.asettle(entry_digest(prompt, llm_string), None)
+
+    def _read(self, name: str, value: bytes | None, prompt: str, *, coalesced: bool = False) -> codec.Entry | None:
         if value is None:
             self._miss(name)
             return None
@@ -217,7 +258,7 @@ class LLMCache(CacheOperations, BaseCache):
             if entry.prompt != prompt:
                 raise codec.CodecError("stored entry belongs to another prompt")
             if self.stats is not None:
-                self.stats.hit(len(value), entry.generations, entry.duration)
+                self.stats.hit(len(value), entry.generations, entry.duration, "coalesced" if coalesced else "hits")
         except Exception as exc:  # whatever is under our key, the model call goes on
             self._fail("reading a stored entry", exc)
             self._miss(name)

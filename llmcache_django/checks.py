@@ -59,11 +59,15 @@ def _alias_messages(alias: str, options: Any) -> list[CheckMessage]:
         from llmcache_django.cluster_settings import cluster_messages
 
         where = f"LLM_CACHES[{alias!r}] uses CACHES[{cache_alias!r}]"
-        return cluster_messages(where, backend, app_settings.CACHES[cache_alias])
-    return _backend_messages(alias, cache_alias, backend)
+        return cluster_messages(where, backend, app_settings.CACHES[cache_alias]) + _single_flight_messages(
+            alias, cache_alias, options
+        )
+    return _backend_messages(alias, cache_alias, backend) + _single_flight_messages(alias, cache_alias, options)
 
 
 def _problem_id(problem: str) -> str:
+    if "['SINGLE_FLIGHT']" in problem:
+        return "llmcache_django.E011"
     if "['CACHE']" in problem:
         return "llmcache_django.E002"
     if "['TTL']" in problem:
@@ -132,3 +136,30 @@ def _importable(module: str) -> bool:
     from importlib.util import find_spec
 
     return find_spec(module) is not None
+
+
+#: Backends whose add is atomic across processes (or, for locmem, holds one process only).
+LEASING_BACKENDS = frozenset(
+    {
+        "django_redis.cache.RedisCache",
+        "django.core.cache.backends.redis.RedisCache",
+        "django.core.cache.backends.memcached.PyMemcacheCache",
+        "django.core.cache.backends.memcached.PyLibMCCache",
+        "django.core.cache.backends.db.DatabaseCache",
+        LOCMEM_BACKEND,
+    }
+)
+
+
+def _single_flight_messages(alias: str, cache_alias: str, options: Any) -> list[CheckMessage]:
+    backend = app_settings.CACHES[cache_alias].get("BACKEND", "")
+    if not options.get("OPTIONS", {}).get("SINGLE_FLIGHT") or backend in LEASING_BACKENDS:
+        return []
+    return [
+        Warning(
+            f"LLM_CACHES[{alias!r}] has SINGLE_FLIGHT on, but CACHES[{cache_alias!r}] ({backend}) has no atomic "
+            f"add: identical misses are coalesced within each process only, not across processes.",
+            hint="Use Redis, Memcached or the database cache to coalesce across processes.",
+            id="llmcache_django.W011",
+        )
+    ]

@@ -20,6 +20,7 @@ FEATURE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
     "ASYNC_POOL_TIMEOUT": (int, float),  # Redis: seconds to wait for a pooled connection
     "SERVER_TIMEOUT": (int, float, type(None)),  # Redis, memcached: bound on one server call
     "CLUSTER": bool,  # Redis: LOCATION lists Redis Cluster startup nodes
+    "SINGLE_FLIGHT": (bool, int, float),  # one model call per burst of identical misses; a number: the wait bound
 }
 #: The longest TTL accepted (ten years): longer ones overflow the database cache's dates and
 #: memcached's expiry times. ``None`` never expires.
@@ -112,4 +113,13 @@ def _options_problems(where: str, options: Any) -> list[str]:
             problems.append(f"{where}['OPTIONS'] has unknown option {name!r}; allowed: {allowed}.")
         elif not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
             problems.append(f"{where}['OPTIONS'][{name!r}] = {value!r} has the wrong type.")
+        elif name == "SINGLE_FLIGHT":
+            problems += _single_flight_problems(where, value)
     return problems
+
+
+def _single_flight_problems(where: str, value: Any) -> list[str]:
+    from llmcache_django.single_flight import option_problem
+
+    problem = option_problem(value)
+    return [] if problem is None else [f"{where}['OPTIONS']['SINGLE_FLIGHT'] = {problem}."]

@@ -18,7 +18,12 @@ from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 MEMCACHED_BACKENDS = frozenset({"django.core.cache.backends.memcached.PyMemcacheCache"})
 #: LLM_CACHES OPTIONS -> keyword arguments of LLMCache.
-CACHE_OPTIONS = {"COMPRESS_MIN_BYTES": "compress_min_bytes", "MAX_ENTRY_BYTES": "max_entry_bytes", "STATS": "stats"}
+CACHE_OPTIONS = {
+    "COMPRESS_MIN_BYTES": "compress_min_bytes",
+    "MAX_ENTRY_BYTES": "max_entry_bytes",
+    "STATS": "stats",
+    "SINGLE_FLIGHT": "single_flight",
+}
 
 
 class LLMCacheHandler:

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -216,15 +216,18 @@ def recorded(
     """``live``'s chunks; once it completed, the answer is stored and the last chunk,
     held back until then, carries the miss marker."""
     chunks: list[AIMessageChunk] = []
-    for chunk in live:
-        if chunks and chunks[-1].chunk_position == "last":
-            yield chunks[-1]
-        chunks.append(chunk)
-        if chunk.chunk_position != "last":
-            yield chunk
+    with abandoned_on_failure(marking, prompt, llm_string):
+        for chunk in live:
+            if chunks and chunks[-1].chunk_position == "last":
+                yield chunks[-1]
+            chunks.append(chunk)
+            if chunk.chunk_position != "last":
+                yield chunk
     if chunks:
         store(marking, prompt, llm_string, _chat_generations(chunks))
         yield _final_chunk(chunks, marking.miss_marker())
+    else:
+        marking.target.abandon(prompt, llm_string)
 
 
 async def arecorded(
@@ -232,15 +235,18 @@ async def arecorded(
 ) -> AsyncIterator[AIMessageChunk]:
     """Async :func:`recorded`."""
     chunks: list[AIMessageChunk] = []
-    async for chunk in live:
-        if chunks and chunks[-1].chunk_position == "last":
-            yield chunks[-1]
-        chunks.append(chunk)
-        if chunk.chunk_position != "last":
-            yield chunk
+    async with aabandoned_on_failure(marking, prompt, llm_string):
+        async for chunk in live:
+            if chunks and chunks[-1].chunk_position == "last":
+                yield chunks[-1]
+            chunks.append(chunk)
+            if chunk.chunk_position != "last":
+                yield chunk
     if chunks:
         await astore(marking, prompt, llm_string, _chat_generations(chunks))
         yield _final_chunk(chunks, marking.miss_marker())
+    else:
+        await marking.target.aabandon(prompt, llm_string)
 
 
 def _chat_generations(chunks: list[AIMessageChunk]) -> list[Generation] | None:
@@ -285,6 +291,26 @@ def _final_chunk(chunks: list[AIMessageChunk], marker: dict[str, Any]) -> AIMess
         return with_marker(last, marker)  # type: ignore[no-any-return]
     empty: Any = "" if isinstance(last.content, str) else []
     return AIMessageChunk(content=empty, id=last.id, response_metadata={MARKER_KEY: marker})
+
+
+@contextmanager
+def abandoned_on_failure(marking: HitMarkingCache, prompt: str, llm_string: str) -> Iterator[None]:
+    """Tell single-flight waiters at once when a recorded stream raises or is closed early."""
+    try:
+        yield
+    except BaseException:
+        marking.target.abandon(prompt, llm_string)
+        raise
+
+
+@asynccontextmanager
+async def aabandoned_on_failure(marking: HitMarkingCache, prompt: str, llm_string: str) -> AsyncIterator[None]:
+    """Async :func:`abandoned_on_failure`."""
+    try:
+        yield
+    except BaseException:
+        await marking.target.aabandon(prompt, llm_string)
+        raise
 
 
 def store(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:

@@ -14,7 +14,17 @@ from typing import Any
 from langchain_core.outputs import ChatGeneration, Generation
 
 #: The shared counters, in the order they are shown.
-COUNTERS = ("hits", "misses", "writes", "errors", "skipped", "bytes_served", "tokens_saved", "ms_saved")
+COUNTERS = (
+    "hits",
+    "misses",
+    "writes",
+    "errors",
+    "skipped",
+    "bytes_served",
+    "tokens_saved",
+    "ms_saved",
+    "coalesced",  # misses answered by another caller's model call (single-flight), not hits
+)
 #: A token count above this in stored usage data is not a real one (and is not added).
 MAX_TOKENS = 2**40
 FLUSH_SECONDS = 1.0
@@ -33,13 +43,14 @@ class Stats:
         self._last_flush = time.monotonic()
         self._unflushed = 0  # lookups and writes since the last flush
 
-    def hit(self, nbytes: int, generations: list[Generation], duration: float | None) -> None:
-        """Count a hit of ``nbytes`` that spared a model call of ``duration`` seconds."""
+    def hit(self, nbytes: int, generations: list[Generation], duration: float | None, counter: str = "hits") -> None:
+        """Count a hit of ``nbytes`` that spared a model call of ``duration`` seconds (under
+        ``counter``: ``coalesced`` for an answer another caller's model call just stored)."""
         tokens = tokens_of(generations)
         totals = self._totals
         with self._lock:
             self._unflushed += 1
-            totals["hits"] += 1
+            totals[counter] += 1
             totals["bytes_served"] += nbytes
             totals["tokens_saved"] += tokens
             if duration:

@@ -25,6 +25,8 @@ from llmcache_django.cache import LLMCache
 from llmcache_django.handler import DefaultLLMCache
 from llmcache_django.replay import (
     HitMarkingCache,
+    aabandoned_on_failure,
+    abandoned_on_failure,
     aiterate,
     arecorded,
     areplayed,
@@ -211,9 +213,10 @@ class LLMStreamCache(_LLMBase):
             yield from replayed(live, text_chunks(existing[0][0]))
             return
         pieces: list[str] = []
-        for piece in live:
-            pieces.append(piece)
-            yield piece
+        with abandoned_on_failure(_marking(self), prompt, llm_string):
+            for piece in live:
+                pieces.append(piece)
+                yield piece
         store(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
 
     async def astream(
@@ -230,9 +233,10 @@ class LLMStreamCache(_LLMBase):
                 yield piece
             return
         pieces: list[str] = []
-        async for piece in live:
-            pieces.append(piece)
-            yield piece
+        async with aabandoned_on_failure(_marking(self), prompt, llm_string):
+            async for piece in live:
+                pieces.append(piece)
+                yield piece
         await astore(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
 
     def _cache_params(self, stop: list[str] | None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ EXPECTED = {
     "sentinel": RedisLLMCache,
     "valkey": RedisLLMCache,
     "redis-cluster": RedisLLMCache,
+    "single-flight": RedisLLMCache,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -12,6 +13,8 @@ DEFAULT_SERVER_TIMEOUT = 2.0
 #: Largest stored entry by default: memcached's default item size less room for the key and
 #: the item header. No LLM answer comes near it; a larger value under our key is not ours.
 DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024 - 1024
+#: The value of a single-flight lease whose leader stored its answer.
+LEASE_DONE = b"done"
 
 
 class ServerPausedError(RuntimeError):
@@ -136,3 +139,33 @@ class Store(ABC):
     @abstractmethod
     def reset_counters(self, names: list[str]) -> None:
         """Set the shared counters ``names`` back to zero."""
+
+    # Single-flight leases: short-lived values under names that are not entries.
+
+    #: Whether :meth:`add_lease` is atomic across processes on this backend.
+    can_lease: bool = False
+
+    def add_lease(self, name: str, token: bytes, ttl: float) -> bool:
+        """Atomically store ``token`` under ``name`` for ``ttl`` seconds unless something is
+        there; return whether it did."""
+        raise NotImplementedError(f"{self.describe()} cannot take leases")
+
+    def read_lease(self, name: str) -> bytes | None:
+        """Return the lease under ``name``, or ``None``."""
+        raise NotImplementedError(f"{self.describe()} cannot take leases")
+
+    def end_lease(self, name: str, done_ttl: float | None) -> None:
+        """Replace the lease ``name`` by :data:`LEASE_DONE` for ``done_ttl`` seconds, or remove it (``None``)."""
+        raise NotImplementedError(f"{self.describe()} cannot take leases")
+
+    async def aadd_lease(self, name: str, token: bytes, ttl: float) -> bool:
+        """Async :meth:`add_lease`."""
+        return await asyncio.to_thread(self.add_lease, name, token, ttl)
+
+    async def aread_lease(self, name: str) -> bytes | None:
+        """Async :meth:`read_lease`."""
+        return await asyncio.to_thread(self.read_lease, name)
+
+    async def aend_lease(self, name: str, done_ttl: float | None) -> None:
+        """Async :meth:`end_lease`."""
+        await asyncio.to_thread(self.end_lease, name, done_ttl)

@@ -81,18 +81,7 @@ class DatabaseStore(GenerationalStore):
                 cursor.execute(insert, [db_key, text, expires])
 
     def _add(self, key: str, value: bytes) -> bool:
-        db_key, text = self.cache.make_and_validate_key(key), base64.b64encode(value).decode("ascii")
-        connection = self._connection(write=True)
-        now, never = _adapt(_now(), connection), _adapt(datetime.max, connection)
-        delete_expired = self._sql(connection, "DELETE FROM {table} WHERE cache_key = %s AND expires <= %s")
-        insert = self._sql(connection, "INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s)")
-        try:
-            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-                cursor.execute(delete_expired, [db_key, now])
-                cursor.execute(insert, [db_key, text, never])
-        except IntegrityError:
-            return False
-        return True
+        return self._add_expiring(key, value, None)
 
     def _incr(self, key: str, amount: int = 1) -> int | None:
         db_key = self.cache.make_and_validate_key(key)
@@ -123,6 +112,23 @@ class DatabaseStore(GenerationalStore):
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         # As Django's own cache does: safe for the database backend's connections.
         return await sync_to_async(function, thread_sensitive=True)(*args)
+
+    can_lease = True
+
+    def _add_expiring(self, key: str, value: bytes, ttl: float | None) -> bool:
+        """An atomic add with expiry: the primary key lets one insert through."""
+        db_key, text = self.cache.make_and_validate_key(key), base64.b64encode(value).decode("ascii")
+        connection = self._connection(write=True)
+        now, expires = _adapt(_now(), connection), _adapt(_expiry(ttl), connection)
+        delete_expired = self._sql(connection, "DELETE FROM {table} WHERE cache_key = %s AND expires <= %s")
+        insert = self._sql(connection, "INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s)")
+        try:
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+                cursor.execute(delete_expired, [db_key, now])
+                cursor.execute(insert, [db_key, text, expires])
+        except IntegrityError:
+            return False
+        return True
 
     def _cull(self, connection: Any, cursor: Any) -> None:
         # The alias's MAX_ENTRIES / CULL_FREQUENCY apply to our rows as to Django's.

@@ -8,8 +8,12 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.cache import BaseCache as DjangoCache
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.memcached import PyLibMCCache, PyMemcacheCache
 
 from llmcache_django.stores.generational import GenerationalStore, T
+
+#: Django cache backends whose ``add`` cannot let two callers both succeed.
+ATOMIC_ADD_BACKENDS = (LocMemCache, PyMemcacheCache, PyLibMCCache)
 
 
 class ForeignValueError(ValueError):
@@ -72,3 +76,11 @@ class DjangoStore(GenerationalStore):
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         # As Django's own cache does: safe for the database backend's connections.
         return await sync_to_async(function, thread_sensitive=True)(*args)
+
+    @property
+    def can_lease(self) -> bool:  # type: ignore[override]
+        """Whether the backend's ``add`` is atomic: locmem (one process) and memcached ones."""
+        return isinstance(self.cache, ATOMIC_ADD_BACKENDS)
+
+    def _add_expiring(self, key: str, value: bytes, ttl: float) -> bool:
+        return bool(self.cache.add(key, value, timeout=ttl))

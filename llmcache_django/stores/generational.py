@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from llmcache_django.listing import is_entry_name
-from llmcache_django.stores.base import Store
+from llmcache_django.stores.base import LEASE_DONE, Store
 
 T = TypeVar("T")
 GENERATION_NAME = "generation"
@@ -200,6 +200,34 @@ class GenerationalStore(Store):
         generation = _as_bytes(found)
         self._generations[generation_key] = generation
         return generation
+
+    # Single-flight leases, untagged (a lease is not an entry, and outlives clear()).
+
+    def _add_expiring(self, key: str, value: bytes, ttl: float) -> bool:
+        """Store ``value`` under ``key`` for ``ttl`` seconds unless the key exists; whether it did."""
+        raise NotImplementedError(f"{self.describe()} cannot take leases")
+
+    def add_lease(self, name: str, token: bytes, ttl: float) -> bool:
+        return self._add_expiring(self.key(name), token, ttl)
+
+    def read_lease(self, name: str) -> bytes | None:
+        found = self._get_many([self.key(name)]).get(self.key(name))
+        return None if found is None else _as_bytes(found)
+
+    def end_lease(self, name: str, done_ttl: float | None) -> None:
+        if done_ttl is None:
+            self._delete(self.key(name))
+        else:
+            self._set(self.key(name), LEASE_DONE, done_ttl)
+
+    async def aadd_lease(self, name: str, token: bytes, ttl: float) -> bool:
+        return await self._in_thread(self.add_lease, name, token, ttl)
+
+    async def aread_lease(self, name: str) -> bytes | None:
+        return await self._in_thread(self.read_lease, name)
+
+    async def aend_lease(self, name: str, done_ttl: float | None) -> None:
+        await self._in_thread(self.end_lease, name, done_ttl)
 
 
 def _untag(stored: bytes | str | None, generation: bytes | None) -> bytes | None:

@@ -120,6 +120,12 @@ class MemcachedStore(GenerationalStore):
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(function, *args)
 
+    can_lease = True
+
+    def _add_expiring(self, key: str, value: bytes, ttl: float) -> bool:
+        with self._lock, _all_down_is_an_outage():
+            return bool(self.client.add(key, value, expire=expire_time(ttl, 0.0), noreply=False))
+
 
 def expire_time(ttl: float | None, server_now: float) -> int:
     """Translate a TTL in seconds into memcached's ``exptime`` (0 means never); TTLs over

@@ -11,7 +11,7 @@ import redis.asyncio
 
 from llmcache_django.listing import is_entry_name
 from llmcache_django.stats import COUNTERS
-from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, Store
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, LEASE_DONE, Store
 from llmcache_django.stores.redis_clients import derive_client, family_of, lacks_timeouts
 from llmcache_django.stores.redis_loops import LoopClients
 
@@ -196,6 +196,34 @@ class RedisStore(Store):
     def pattern(self) -> str:
         """A SCAN ``MATCH`` pattern for exactly the keys under ``prefix``."""
         return "".join("\\" + char if char in "*?[]\\" else char for char in self.prefix) + "*"
+
+    can_lease = True
+
+    def add_lease(self, name: str, token: bytes, ttl: float) -> bool:
+        return bool(self.client.set(self.prefix + name, token, nx=True, px=_milliseconds(ttl)))
+
+    def read_lease(self, name: str) -> bytes | None:
+        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+
+    def end_lease(self, name: str, done_ttl: float | None) -> None:
+        if done_ttl is None:
+            self.client.unlink(self.prefix + name)
+        else:
+            self.client.set(self.prefix + name, LEASE_DONE, px=_milliseconds(done_ttl))
+
+    async def aadd_lease(self, name: str, token: bytes, ttl: float) -> bool:
+        loop_client = self._loops.get()
+        async with loop_client.slots:
+            return bool(await loop_client.client.set(self.prefix + name, token, nx=True, px=_milliseconds(ttl)))
+
+    async def aread_lease(self, name: str) -> bytes | None:
+        return await self.aget(name)
+
+    async def aend_lease(self, name: str, done_ttl: float | None) -> None:
+        if done_ttl is None:
+            await self.adelete(name)
+        else:
+            await self.aset(name, LEASE_DONE, done_ttl)
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

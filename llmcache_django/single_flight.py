@@ -1,0 +1,418 @@
+"""Single-flight: one model call for a burst of identical misses, across threads, tasks and processes.
+
+After a miss, the caller joins the entry's *flight* in this process. The first caller of a
+flight takes a *lease* on the server (an atomic add with expiry): if it gets it, it leads
+(calls the model; ``update`` ends the flight); if another process holds the lease, it polls
+the server for the entry, and the other callers in this process wait on it. Waiters in the
+process are woken by the leader's ``update`` at once, without touching the server.
+
+A leader that ends without an update (it raised or was cancelled) is noticed by a watcher
+thread within :data:`WATCH_SECONDS` where its call can be watched (a plain function frame on
+a thread's stack, or a coroutine of a task), and its waiters go on to call the model
+themselves; elsewhere its waiters wait for its lease to expire, at most the wait bound.
+Every server error ends the wait: the call proceeds as it would without single-flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Hashable
+from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR, CO_ITERABLE_COROUTINE
+from types import FrameType
+from typing import Any
+
+from llmcache_django.stores.base import LEASE_DONE, Store
+
+#: The default bound, in seconds, on how long a waiter waits for another caller's answer.
+DEFAULT_WAIT_SECONDS = 30.0
+#: The longest wait bound accepted.
+MAX_WAIT_SECONDS = 3600.0
+#: A finished lease stays this long as "done", so a caller that missed just before the
+#: leader's write reads the entry instead of leading a second model call.
+DONE_SECONDS = 2.0
+#: Polling another process's flight: first delay, growth and longest delay (the wake-up lag).
+POLL_FIRST_SECONDS = 0.005
+POLL_GROWTH = 1.5
+POLL_MAX_SECONDS = 0.025
+#: How often the watcher checks that the leaders in this process are still at work.
+WATCH_SECONDS = 0.05
+#: The watcher thread stops after this long without a flight (and starts again with the next).
+WATCHER_IDLE_SECONDS = 5.0
+#: Lease names: not entry digests, so never listed, counted or cleared as entries.
+LEASE_PREFIX = "lease:"
+
+#: Modules a lookup passes through on its way from the model: the call that owns a flight is above them.
+_OUR_MODULES = frozenset(
+    {
+        "llmcache_django.cache",
+        "llmcache_django.single_flight",
+        "llmcache_django.handler",
+        "llmcache_django.replay",
+        "llmcache_django.latency",
+    }
+)
+#: LangChain helpers that look up and return before the model is called.
+_LOOKUP_HELPERS = frozenset({"get_prompts", "aget_prompts"})
+_SUSPENDABLE = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE
+
+
+def lease_name(name: str) -> str:
+    """The store name of the lease on entry ``name`` (short enough for memcached keys)."""
+    return LEASE_PREFIX + name[:48]
+
+
+def wait_bound(option: bool | float) -> float | None:
+    """The wait bound an ``OPTIONS["SINGLE_FLIGHT"]`` value asks for; ``None`` when off."""
+    if option is False:
+        return None
+    if option is True:
+        return DEFAULT_WAIT_SECONDS
+    return float(option)
+
+
+def option_problem(option: Any) -> str | None:
+    """Why ``option`` is not a usable ``SINGLE_FLIGHT`` value, or ``None`` when it is."""
+    if isinstance(option, bool):
+        return None
+    if not isinstance(option, (int, float)) or not 0 < option <= MAX_WAIT_SECONDS:
+        return (
+            f"{option!r} is invalid; use True, False, or a wait bound in seconds above 0 and up to {MAX_WAIT_SECONDS:g}"
+        )
+    return None
+
+
+class Owner:
+    """The call leading a flight in this process, watched to notice it ended without an update."""
+
+    def __init__(self, frame: FrameType | None, thread_id: int, task: asyncio.Task[Any] | None) -> None:
+        self.frame = frame
+        self.thread_id = thread_id
+        self.task = task
+        self.watchable = frame is not None and (self._in_task() if task is not None else _plain(frame))
+
+    @classmethod
+    def current(cls, *, asynchronous: bool) -> Owner:
+        """The caller of the lookup running now: its thread, or its task when ``asynchronous``."""
+        task = asyncio.current_task() if asynchronous else None
+        return cls(_owner_frame(sys._getframe(1)), threading.get_ident(), task)
+
+    @property
+    def caller(self) -> Hashable:
+        """What identifies the caller: its task, or its thread."""
+        return self.task if self.task is not None else self.thread_id
+
+    def alive(self) -> bool:
+        """Whether the owning call may still update (``True`` where it cannot be watched)."""
+        if not self.watchable:
+            return True
+        if self.task is not None:
+            return not self.task.done() and self._in_task()
+        frame = sys._current_frames().get(self.thread_id)
+        while frame is not None:
+            if frame is self.frame:
+                return True
+            frame = frame.f_back
+        return False
+
+    def _in_task(self) -> bool:
+        assert self.task is not None
+        awaited: Any = self.task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                return False
+            if frame is self.frame:
+                return True
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        return False
+
+
+class Flight:
+    """One miss being answered in this process: its waiters, and the value it ended with."""
+
+    def __init__(self, name: str, owner: Owner, deadline: float) -> None:
+        self.name = name
+        self.owner = owner
+        self.deadline = deadline
+        #: Whether another process leads (this one polls the server for the entry).
+        self.remote = False
+        #: The server lease this process holds for the flight, if any.
+        self.token: bytes | None = None
+        self.value: bytes | None = None
+        self.ended = threading.Event()
+        self._futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._lock = threading.Lock()
+
+    def end(self, value: bytes | None) -> bool:
+        """End the flight with ``value`` (``None``: waiters call the model); whether it was running."""
+        with self._lock:
+            if self.ended.is_set():
+                return False
+            self.value = value
+            self.ended.set()
+            futures, self._futures = self._futures, []
+        for loop, future in futures:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there any more
+                loop.call_soon_threadsafe(_resolve, future)
+        return True
+
+    def remaining(self) -> float:
+        """Seconds left before waiters stop waiting."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def wait(self) -> bytes | None:
+        """Block until the flight ends or the bound passes; its value, or ``None``."""
+        self.ended.wait(self.remaining())
+        return self.value
+
+    async def await_end(self) -> bytes | None:
+        """Async :meth:`wait`, woken from any thread or event loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self.ended.is_set():
+                return self.value
+            self._futures.append((loop, future))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(future, self.remaining())
+        return self.value
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class SingleFlight:
+    """Coalesces concurrent misses of one cache's entries (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        wait: float,
+        on_error: Callable[[str, BaseException], None],
+        lease_ttl: float | None = None,
+    ) -> None:
+        self.store = store
+        self.wait = wait
+        #: A lease outlives no waiter: past the wait bound everyone calls the model anyway.
+        self.lease_ttl = lease_ttl if lease_ttl is not None else wait
+        self.on_error = on_error
+        self._flights: dict[str, Flight] = {}
+        self._leading: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._token_prefix = f"{uuid.uuid4().hex[:12]}:".encode()
+
+    def __len__(self) -> int:
+        return len(self._flights)
+
+    # Sync
+
+    def join(self, name: str) -> bytes | None:
+        """After a miss on ``name``: the value another caller's model call stored, or
+        ``None`` when this caller should call the model (it leads, or cannot wait)."""
+        flight, leads, may_wait = self._enter(name, Owner.current(asynchronous=False))
+        if flight is None:
+            return None
+        if not leads:
+            return flight.wait()
+        if not self._take_lease(flight, may_wait):
+            return None
+        return self._poll(flight)
+
+    def settle(self, name: str, value: bytes | None) -> None:
+        """End the flight of ``name`` with ``value`` (the entry just written, or ``None``)."""
+        flight = self._end(name, value)
+        if flight is not None and flight.token is not None:
+            self._release(flight, value)
+
+    def _take_lease(self, flight: Flight, may_wait: bool) -> bool:
+        """Take the server lease; whether another process leads and this caller should poll."""
+        if not self.store.can_lease:
+            return False
+        token = self._token_prefix + uuid.uuid4().hex.encode()
+        try:
+            taken = self.store.add_lease(lease_name(flight.name), token, self.lease_ttl)
+        except Exception as exc:
+            self._give_up(flight, "taking a single-flight lease", exc)
+            return False
+        return self._lease_result(flight, token, taken, may_wait)
+
+    def _poll(self, flight: Flight) -> bytes | None:
+        delay = POLL_FIRST_SECONDS
+        try:
+            while not flight.ended.wait(min(delay, flight.remaining())) and flight.remaining() > 0:
+                value = self.store.get(flight.name)
+                if value is None and _ended(self.store.read_lease(lease_name(flight.name))):
+                    value = self.store.get(flight.name)  # the leader finished: its entry, if written
+                    self._end_flight(flight, value)
+                if value is not None:
+                    self._end_flight(flight, value)
+                delay = min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
+        except Exception as exc:
+            self.on_error("waiting for another process's answer", exc)
+        self._end_flight(flight, None)
+        return flight.value
+
+    def _release(self, flight: Flight, value: bytes | None) -> None:
+        try:
+            self.store.end_lease(lease_name(flight.name), DONE_SECONDS if value is not None else None)
+        except Exception as exc:
+            self.on_error("ending a single-flight lease", exc)
+
+    # Async
+
+    async def ajoin(self, name: str) -> bytes | None:
+        """Async :meth:`join`."""
+        flight, leads, may_wait = self._enter(name, Owner.current(asynchronous=True))
+        if flight is None:
+            return None
+        if not leads:
+            return await flight.await_end()
+        if not await self._atake_lease(flight, may_wait):
+            return None
+        return await self._apoll(flight)
+
+    async def asettle(self, name: str, value: bytes | None) -> None:
+        """Async :meth:`settle`."""
+        flight = self._end(name, value)
+        if flight is not None and flight.token is not None:
+            try:
+                await self.store.aend_lease(lease_name(flight.name), DONE_SECONDS if value is not None else None)
+            except Exception as exc:
+                self.on_error("ending a single-flight lease", exc)
+
+    async def _atake_lease(self, flight: Flight, may_wait: bool) -> bool:
+        if not self.store.can_lease:
+            return False
+        token = self._token_prefix + uuid.uuid4().hex.encode()
+        try:
+            taken = await self.store.aadd_lease(lease_name(flight.name), token, self.lease_ttl)
+        except Exception as exc:
+            self._give_up(flight, "taking a single-flight lease", exc)
+            return False
+        return self._lease_result(flight, token, taken, may_wait)
+
+    async def _apoll(self, flight: Flight) -> bytes | None:
+        delay = POLL_FIRST_SECONDS
+        try:
+            while flight.remaining() > 0 and not flight.ended.is_set():
+                await asyncio.sleep(min(delay, flight.remaining()))
+                if flight.ended.is_set():
+                    break
+                value = await self.store.aget(flight.name)
+                if value is None and _ended(await self.store.aread_lease(lease_name(flight.name))):
+                    value = await self.store.aget(flight.name)
+                    self._end_flight(flight, value)
+                if value is not None:
+                    self._end_flight(flight, value)
+                delay = min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
+        except Exception as exc:
+            self.on_error("waiting for another process's answer", exc)
+        finally:  # cancelled too: the callers waiting on this poll go on
+            self._end_flight(flight, None)
+        return flight.value
+
+    # Bookkeeping shared by both
+
+    def _enter(self, name: str, owner: Owner) -> tuple[Flight | None, bool, bool]:
+        """``(flight, leads, may_wait)``: the flight to wait on, or a new one this caller
+        leads; no flight when it must not wait. A caller already leading a flight never
+        waits (a batch leading several prompts, or two batches in opposite orders, cannot
+        deadlock), but still leads new ones."""
+        with self._lock:
+            leading = bool(self._leading.get(owner.caller))
+            flight = self._flights.get(name)
+            if flight is not None and not flight.ended.is_set():
+                return (None, False, False) if leading else (flight, False, True)
+            flight = Flight(name, owner, time.monotonic() + self.wait)
+            self._flights[name] = flight
+            self._leading[owner.caller] = self._leading.get(owner.caller, 0) + 1
+            self._watch()
+            return flight, True, not leading
+
+    def _lease_result(self, flight: Flight, token: bytes, taken: bool, may_wait: bool) -> bool:
+        if taken:
+            flight.token = token
+            return False
+        if not may_wait:
+            self._end_flight(flight, None)
+            return False
+        flight.remote = True
+        self._stop_leading(flight)
+        return True
+
+    def _give_up(self, flight: Flight, operation: str, exc: BaseException) -> None:
+        self.on_error(operation, exc)
+        self._end_flight(flight, None)
+
+    def _end(self, name: str, value: bytes | None) -> Flight | None:
+        with self._lock:
+            flight = self._flights.get(name)
+        if flight is None:
+            return None
+        return flight if self._end_flight(flight, value) else None
+
+    def _end_flight(self, flight: Flight, value: bytes | None) -> bool:
+        with self._lock:
+            if self._flights.get(flight.name) is flight:
+                del self._flights[flight.name]
+            if not flight.remote:
+                self._stop_leading(flight)
+        return flight.end(value)
+
+    def _stop_leading(self, flight: Flight) -> None:
+        caller = flight.owner.caller
+        count = self._leading.pop(caller, 0) - 1
+        if count > 0:
+            self._leading[caller] = count
+
+    def _watch(self) -> None:
+        if self._watcher is None or not self._watcher.is_alive():
+            self._watcher = threading.Thread(target=self._watch_leaders, name="llmcache-single-flight", daemon=True)
+            self._watcher.start()
+
+    def _watch_leaders(self) -> None:
+        """Until no flight is left: end those whose leader is gone or whose bound passed."""
+        idle_since = time.monotonic()
+        while True:
+            time.sleep(WATCH_SECONDS)
+            with self._lock:
+                flights = list(self._flights.values())
+                if flights:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > WATCHER_IDLE_SECONDS:  # kept a while: misses come in bursts
+                    self._watcher = None
+                    return
+            for flight in flights:
+                if flight.remote or (flight.remaining() > 0 and flight.owner.alive()):
+                    continue
+                if self._end_flight(flight, None) and flight.token is not None:
+                    self._release(flight, None)
+
+
+def _ended(lease: bytes | str | None) -> bool:
+    """Whether a lease read from the server says the leader is gone or finished."""
+    return lease is None or lease in (LEASE_DONE, LEASE_DONE.decode())
+
+
+def _owner_frame(frame: FrameType | None) -> FrameType | None:
+    """The first frame above the lookup outside this app's pass-through code and LangChain's lookup helpers."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__")
+        if module not in _OUR_MODULES and frame.f_code.co_name not in _LOOKUP_HELPERS:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _plain(frame: FrameType) -> bool:
+    """Whether ``frame`` stays on its thread's stack until it returns (not a generator or coroutine)."""
+    return not frame.f_code.co_flags & _SUSPENDABLE
