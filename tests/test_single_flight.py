@@ -240,4 +240,5 @@ def test_a_killed_leader_process_holds_other_processes_only_until_its_lease_expi
     )
     leader.wait()
     assert answers == ["the answer"] * 2
-    assert _calls(tmp_path) == 3
+    # The killed leader's call, then one or two more: after the lease expired, one waiter may lead the other.
+    assert _calls(tmp_path) in (2, 3)
