@@ -12,7 +12,6 @@ from redis.crc import key_slot
 from redis.exceptions import ClusterDownError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from llmcache_django.listing import is_entry_name
 from llmcache_django.stores.redis import CLEAR_BATCH, LIST_BATCH, RedisStore, _batches, _text
 from llmcache_django.stores.redis_clients import ClientSettingError
 
@@ -214,18 +213,6 @@ class RedisClusterStore(RedisStore):
             for key, value in zip(batch, self.client.mget_nonatomic(batch), strict=True):
                 if value is not None:
                     yield _text(key)[len(self.prefix) :], value
-
-    async def aclear(self) -> int | None:
-        client, removed, batch = self.async_client, 0, []
-        async for key in client.scan_iter(match=self.pattern, count=1000):
-            if is_entry_name(_text(key)[len(self.prefix) :]):
-                batch.append(key)
-            if len(batch) >= CLEAR_BATCH:
-                removed += await client.unlink(*batch)
-                batch = []
-        if batch:
-            removed += await client.unlink(*batch)
-        return removed
 
     def primaries(self) -> list[Any]:
         """The cluster's primary nodes, as the sync client currently knows them."""
