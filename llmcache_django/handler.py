@@ -24,6 +24,8 @@ CACHE_OPTIONS = {
     "STATS": "stats",
     "SINGLE_FLIGHT": "single_flight",
 }
+#: LLM_CACHES OPTIONS -> keyword arguments of RedisLLMCache (one server or a cluster).
+REDIS_POOL_OPTIONS = {"ASYNC_MAX_CONNECTIONS": "async_max_connections", "ASYNC_POOL_TIMEOUT": "async_pool_timeout"}
 
 
 class LLMCacheHandler:
@@ -138,10 +140,12 @@ def _cache_for(
     backend = cache_settings.get("BACKEND", "")
     if backend in REDIS_PROTOCOL_BACKENDS | MEMCACHED_BACKENDS and "SERVER_TIMEOUT" in options:
         kwargs["server_timeout"] = options["SERVER_TIMEOUT"]
-    if backend in REDIS_PROTOCOL_BACKENDS and options.get("CLUSTER"):
-        return _cluster_cache(cache_settings, namespace, options, kwargs)
     if backend in REDIS_PROTOCOL_BACKENDS:
-        return _redis_cache(cache_alias, cache_settings, namespace, options, kwargs)
+        kwargs.update({keyword: options[name] for name, keyword in REDIS_POOL_OPTIONS.items() if name in options})
+    if backend in REDIS_PROTOCOL_BACKENDS and options.get("CLUSTER"):
+        return _cluster_cache(cache_settings, namespace, kwargs)
+    if backend in REDIS_PROTOCOL_BACKENDS:
+        return _redis_cache(cache_alias, cache_settings, namespace, kwargs)
     if backend in MEMCACHED_BACKENDS:
         return _memcached_cache(cache_alias, cache_settings, namespace, kwargs)
     from llmcache_django.backends import DjangoLLMCache
@@ -159,23 +163,13 @@ def _prefix(cache_settings: Mapping[str, Any], namespace: str) -> str:
 
 
 def _redis_cache(
-    cache_alias: str,
-    cache_settings: Mapping[str, Any],
-    namespace: str,
-    options: Mapping[str, Any],
-    kwargs: dict[str, Any],
+    cache_alias: str, cache_settings: Mapping[str, Any], namespace: str, kwargs: dict[str, Any]
 ) -> LLMCache:
     from llmcache_django.backends import RedisLLMCache
     from llmcache_django.stores.redis_clients import is_async
 
     client = client_for(cache_alias, cache_settings["BACKEND"])
     kwargs["async_client" if is_async(client) else "client"] = client
-    for name, keyword in (
-        ("ASYNC_MAX_CONNECTIONS", "async_max_connections"),
-        ("ASYNC_POOL_TIMEOUT", "async_pool_timeout"),
-    ):
-        if name in options:
-            kwargs[keyword] = options[name]
     return RedisLLMCache(namespace=namespace, key_prefix=_prefix(cache_settings, namespace), **kwargs)
 
 
@@ -205,18 +199,10 @@ def _memcached_cache(
     return MemcachedLLMCache(client, namespace=namespace, key_prefix=prefix, **kwargs)
 
 
-def _cluster_cache(
-    cache_settings: Mapping[str, Any], namespace: str, options: Mapping[str, Any], kwargs: dict[str, Any]
-) -> LLMCache:
+def _cluster_cache(cache_settings: Mapping[str, Any], namespace: str, kwargs: dict[str, Any]) -> LLMCache:
     from llmcache_django.backends import RedisLLMCache
     from llmcache_django.cluster_settings import cluster_client
 
-    for name, keyword in (
-        ("ASYNC_MAX_CONNECTIONS", "async_max_connections"),
-        ("ASYNC_POOL_TIMEOUT", "async_pool_timeout"),
-    ):
-        if name in options:
-            kwargs[keyword] = options[name]
     client = cluster_client(cache_settings, kwargs.get("server_timeout", DEFAULT_SERVER_TIMEOUT))
     prefix = _prefix(cache_settings, namespace)
     return RedisLLMCache(async_client=client, namespace=namespace, key_prefix=prefix, **kwargs)
