@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import streaming
+from benchmarks import single_flight, streaming
 from benchmarks.cases import OPS
 from benchmarks.fixtures import payloads
 from benchmarks.measurements import Measurements
@@ -129,6 +129,7 @@ def markdown(m: Measurements, targets: list[Target]) -> str:
         end_to_end_section(m),
         stats_section(m),
         streaming.report_lines(m.streaming) if m.streaming else [],
+        single_flight.report_lines(m.single_flight) if m.single_flight else [],
     ]
     return "\n".join(line for section in sections for line in section)
 

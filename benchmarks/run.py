@@ -16,7 +16,7 @@ from pathlib import Path
 
 from langchain_community import cache as upstream_cache
 
-from benchmarks import cases, chart, concurrency, end_to_end, machine, report, servers, streaming
+from benchmarks import cases, chart, concurrency, end_to_end, machine, report, servers, single_flight, streaming
 from benchmarks import stats_overhead as stats
 from benchmarks.contenders import Backend, memcached, memcached_pool, redis_async, redis_sync
 from benchmarks.fixtures import payloads
@@ -26,7 +26,16 @@ from benchmarks.timing import Plan
 
 RESULTS = Path(__file__).parent / "results"
 #: Redis database per key space: upstream's clear() FLUSHes, so nobody shares one.
-DB = {"sync ours": 1, "sync upstream": 2, "async ours": 3, "async upstream": 4, "stats": 5, "streaming": 6}
+DB = {
+    "sync ours": 1,
+    "sync upstream": 2,
+    "async ours": 3,
+    "async upstream": 4,
+    "stats": 5,
+    "streaming": 6,
+    "single-flight": 7,
+    "single-flight upstream": 8,
+}
 #: langchain_community.cache names its logger after its file path.
 QUIET_LOGGERS = (upstream_cache.logger.name, "llmcache_django")
 
@@ -39,11 +48,24 @@ class Settings:
     concurrency_rounds: int
     stats_plan: Plan
     stream_plan: Plan
+    flight_plan: single_flight.FlightPlan
 
 
 #: The stats plan alternates on every call: the difference it measures is a few µs.
-FULL = Settings(Plan(rounds=200, batch=10, warmup=100), 5, Plan(rounds=20000, batch=1, warmup=200), streaming.PLAN)
-QUICK = Settings(Plan(rounds=3, batch=10, warmup=5), 1, Plan(rounds=3, batch=10, warmup=5), streaming.QUICK_PLAN)
+FULL = Settings(
+    Plan(rounds=200, batch=10, warmup=100),
+    5,
+    Plan(rounds=20000, batch=1, warmup=200),
+    streaming.PLAN,
+    single_flight.PLAN,
+)
+QUICK = Settings(
+    Plan(rounds=3, batch=10, warmup=5),
+    1,
+    Plan(rounds=3, batch=10, warmup=5),
+    streaming.QUICK_PLAN,
+    single_flight.QUICK_PLAN,
+)
 
 
 class LogTally(logging.Handler):
@@ -134,6 +156,10 @@ def measure_all(settings: Settings, pinning: str) -> Measurements:
         m.stats = stats.measure(port, DB["stats"], chat, settings.stats_plan)
         progress("streams: a 2,000-token answer replayed, live, recorded")
         m.streaming = streaming.measure(port, DB["streaming"], settings.stream_plan)
+        progress(f"single-flight: {single_flight.CALLERS} concurrent identical misses, hit and miss overhead")
+        m.single_flight = single_flight.measure(
+            port, DB["single-flight"], DB["single-flight upstream"], settings.flight_plan
+        )
     return m
 
 

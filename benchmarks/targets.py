@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmarks.measurements import Measurements
+from benchmarks.single_flight import FLIGHT
 
 #: The multiplication sign, spelled out so the source stays ASCII-unambiguous.
 TIMES = "\u00d7"
@@ -100,6 +101,26 @@ def streaming_targets(m: Measurements) -> list[Target]:
     ]
 
 
+def single_flight_targets(m: Measurements) -> list[Target]:
+    """One model call per burst of identical misses; at most 5 % on a hit, one round trip on a miss."""
+    if m.single_flight is None:
+        return []
+    found = m.single_flight
+    burst = found.burst(FLIGHT)
+    return [
+        Target(f"single-flight: model calls per burst of {burst.callers}", max(burst.model_calls), 1, True, ""),
+        Target("single-flight overhead on a Redis hit", found.hit_overhead * 100, 5, True, " %"),
+        Target("single-flight extra round trips on a miss + update", found.extra_round_trips, 1, True, ""),
+    ]
+
+
 def evaluate(m: Measurements) -> list[Target]:
     """Every target of the issue, in its order."""
-    return latency_targets(m) + concurrency_targets(m) + storage_targets(m) + stats_targets(m) + streaming_targets(m)
+    return (
+        latency_targets(m)
+        + concurrency_targets(m)
+        + storage_targets(m)
+        + stats_targets(m)
+        + streaming_targets(m)
+        + single_flight_targets(m)
+    )

@@ -21,7 +21,7 @@ from llmcache_django.latency import timed_lookup
 from llmcache_django.listing import model_of
 from llmcache_django.operations import CacheOperations
 from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
-from llmcache_django.single_flight import SingleFlight, option_problem, wait_bound
+from llmcache_django.single_flight import DONE_SECONDS, SingleFlight, option_problem, wait_bound
 from llmcache_django.stats import Stats
 from llmcache_django.stores.base import ServerPausedError, Store
 
@@ -158,41 +158,55 @@ class LLMCache(CacheOperations, BaseCache):
         name = entry_digest(prompt, llm_string)
         llm_hash, model = self._llm_names(llm_string)
         value = self._encode(name, prompt, llm_hash, model, return_val)
+        lease_ended = False
         try:
-            self._write(name, value, llm_string, llm_hash, model)
+            lease_ended = self._write(name, value, llm_string, llm_hash, model)
         finally:  # waiters for this entry get it from memory, even if the write failed
             if self.single_flight is not None:
-                self.single_flight.settle(name, value)
+                self.single_flight.settle(name, value, lease_ended=lease_ended)
 
-    def _write(self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str) -> None:
+    def _write(self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str) -> bool:
+        """Store the entry (and the LLM record when due); whether the write also ended this
+        process's single-flight lease on ``name`` (one round trip for both where it can)."""
         if value is None or self._server_down():
-            return
+            return False
+        lease = self.single_flight.held_lease(name) if self.single_flight is not None else None
         try:
-            self._call(self.store.set, name, value, self.ttl)
+            if lease is None:
+                self._call(self.store.set, name, value, self.ttl)
+            else:
+                self._call(self.store.set_ending_lease, name, value, self.ttl, lease, DONE_SECONDS)
             if self._llm_record_due(llm_string):
                 self.store.set_record(codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass"))
                 self._remember_llm(llm_string, llm_hash, model)
         except Exception as exc:
             self._failed("update", exc)
-            return
+            return False
         self._count("writes")
+        return lease is not None
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async :meth:`update`."""
         name = entry_digest(prompt, llm_string)
         llm_hash, model = self._llm_names(llm_string)
         value = self._encode(name, prompt, llm_hash, model, return_val)
+        lease_ended = False
         try:
-            await self._awrite(name, value, llm_string, llm_hash, model)
+            lease_ended = await self._awrite(name, value, llm_string, llm_hash, model)
         finally:
             if self.single_flight is not None:
-                await self.single_flight.asettle(name, value)
+                await self.single_flight.asettle(name, value, lease_ended=lease_ended)
 
-    async def _awrite(self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str) -> None:
+    async def _awrite(self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str) -> bool:
+        """Async :meth:`_write`."""
         if value is None or self._server_down():
-            return
+            return False
+        lease = self.single_flight.held_lease(name) if self.single_flight is not None else None
         try:
-            await self._acall(self.store.aset, name, value, self.ttl)
+            if lease is None:
+                await self._acall(self.store.aset, name, value, self.ttl)
+            else:
+                await self._acall(self.store.aset_ending_lease, name, value, self.ttl, lease, DONE_SECONDS)
             if self._llm_record_due(llm_string):
                 await self.store.aset_record(
                     codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass")
@@ -200,8 +214,9 @@ class LLMCache(CacheOperations, BaseCache):
                 self._remember_llm(llm_string, llm_hash, model)
         except Exception as exc:
             self._failed("update", exc)
-            return
+            return False
         self._count("writes")
+        return lease is not None
 
     def clear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache's namespace, and nothing else.

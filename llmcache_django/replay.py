@@ -314,12 +314,17 @@ async def aabandoned_on_failure(marking: HitMarkingCache, prompt: str, llm_strin
 
 
 def store(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:
-    """Store ``generations`` unless recording them failed (``None``)."""
+    """Store ``generations``; when recording them failed (``None``), tell single-flight
+    waiters at once that no entry is coming."""
     if generations is not None:
         marking.update(prompt, llm_string, generations)  # fail-open: LLMCache.update never raises
+    else:
+        marking.target.abandon(prompt, llm_string)
 
 
 async def astore(marking: HitMarkingCache, prompt: str, llm_string: str, generations: list[Generation] | None) -> None:
     """Async :func:`store`."""
     if generations is not None:
         await marking.aupdate(prompt, llm_string, generations)
+    else:
+        await marking.target.aabandon(prompt, llm_string)

@@ -227,10 +227,17 @@ class SingleFlight:
             return None
         return self._poll(flight)
 
-    def settle(self, name: str, value: bytes | None) -> None:
-        """End the flight of ``name`` with ``value`` (the entry just written, or ``None``)."""
+    def held_lease(self, name: str) -> str | None:
+        """The server lease this process holds on ``name``, which the entry's write may end."""
+        with self._lock:
+            flight = self._flights.get(name)
+        return lease_name(name) if flight is not None and flight.token is not None else None
+
+    def settle(self, name: str, value: bytes | None, *, lease_ended: bool = False) -> None:
+        """End the flight of ``name`` with ``value`` (the entry just written, or ``None``);
+        ``lease_ended``: the write already marked the lease done."""
         flight = self._end(name, value)
-        if flight is not None and flight.token is not None:
+        if flight is not None and flight.token is not None and not lease_ended:
             self._release(flight, value)
 
     def _take_lease(self, flight: Flight, may_wait: bool) -> bool:
@@ -246,16 +253,15 @@ class SingleFlight:
         return self._lease_result(flight, token, taken, may_wait)
 
     def _poll(self, flight: Flight) -> bytes | None:
-        delay = POLL_FIRST_SECONDS
+        delay = 0.0  # the first look at once: the lease may be a finished one
         try:
             while not flight.ended.wait(min(delay, flight.remaining())) and flight.remaining() > 0:
+                # The lease first: once it reads done, the leader's entry is already written.
+                ended = _ended(self.store.read_lease(lease_name(flight.name)))
                 value = self.store.get(flight.name)
-                if value is None and _ended(self.store.read_lease(lease_name(flight.name))):
-                    value = self.store.get(flight.name)  # the leader finished: its entry, if written
+                if ended or value is not None:
                     self._end_flight(flight, value)
-                if value is not None:
-                    self._end_flight(flight, value)
-                delay = min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
+                delay = _next_delay(delay)
         except Exception as exc:
             self.on_error("waiting for another process's answer", exc)
         self._end_flight(flight, None)
@@ -280,10 +286,10 @@ class SingleFlight:
             return None
         return await self._apoll(flight)
 
-    async def asettle(self, name: str, value: bytes | None) -> None:
+    async def asettle(self, name: str, value: bytes | None, *, lease_ended: bool = False) -> None:
         """Async :meth:`settle`."""
         flight = self._end(name, value)
-        if flight is not None and flight.token is not None:
+        if flight is not None and flight.token is not None and not lease_ended:
             try:
                 await self.store.aend_lease(lease_name(flight.name), DONE_SECONDS if value is not None else None)
             except Exception as exc:
@@ -301,19 +307,17 @@ class SingleFlight:
         return self._lease_result(flight, token, taken, may_wait)
 
     async def _apoll(self, flight: Flight) -> bytes | None:
-        delay = POLL_FIRST_SECONDS
+        delay = 0.0
         try:
             while flight.remaining() > 0 and not flight.ended.is_set():
                 await asyncio.sleep(min(delay, flight.remaining()))
                 if flight.ended.is_set():
                     break
+                ended = _ended(await self.store.aread_lease(lease_name(flight.name)))
                 value = await self.store.aget(flight.name)
-                if value is None and _ended(await self.store.aread_lease(lease_name(flight.name))):
-                    value = await self.store.aget(flight.name)
+                if ended or value is not None:
                     self._end_flight(flight, value)
-                if value is not None:
-                    self._end_flight(flight, value)
-                delay = min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
+                delay = _next_delay(delay)
         except Exception as exc:
             self.on_error("waiting for another process's answer", exc)
         finally:  # cancelled too: the callers waiting on this poll go on
@@ -396,6 +400,11 @@ class SingleFlight:
                     continue
                 if self._end_flight(flight, None) and flight.token is not None:
                     self._release(flight, None)
+
+
+def _next_delay(delay: float) -> float:
+    """The pause before the next poll: :data:`POLL_FIRST_SECONDS` after the first look, then growing."""
+    return POLL_FIRST_SECONDS if delay == 0 else min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
 
 
 def _ended(lease: bytes | str | None) -> bool:

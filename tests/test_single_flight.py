@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
+import redis.asyncio
 from langchain_core.language_models import FakeListChatModel
 
 from llmcache_django.cache import LLMCache
+from llmcache_django.stores.base import LEASE_DONE
+from tests.conftest import kind_param
 
 KINDS = ["redis", "memcached", "alias-pymemcache", "alias-locmem"]
 
@@ -242,3 +247,73 @@ def test_a_killed_leader_process_holds_other_processes_only_until_its_lease_expi
     assert answers == ["the answer"] * 2
     # The killed leader's call, then one or two more: after the lease expired, one waiter may lead the other.
     assert _calls(tmp_path) in (2, 3)
+
+
+class CountingConnection(redis.Connection):
+    """A redis-py connection that counts what it sends: one send is one round trip (a pipeline too)."""
+
+    sends = 0
+
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        type(self).sends += 1
+        super().send_packed_command(*args, **kwargs)
+
+
+def _round_trips_of_a_miss(port: int, single_flight: bool) -> int:
+    from langchain_core.language_models import FakeListLLM
+
+    from llmcache_django import RedisLLMCache
+
+    pool = redis.ConnectionPool(
+        port=port, socket_timeout=2, socket_connect_timeout=2, connection_class=CountingConnection
+    )
+    client = redis.Redis(connection_pool=pool)
+    namespace = f"r{uuid.uuid4().hex[:8]}"
+    cache = RedisLLMCache(
+        client, async_client=redis.asyncio.Redis(port=port), namespace=namespace, single_flight=single_flight
+    )
+    llm = FakeListLLM(responses=["the answer"], cache=cache)
+    llm.invoke("a warm-up prompt")  # the connection, and the LLM record written on first use
+    before = CountingConnection.sends
+    assert llm.invoke("a prompt nobody asked before") == "the answer"
+    return CountingConnection.sends - before
+
+
+def test_a_miss_with_single_flight_pays_one_extra_round_trip_on_redis(redis_server: Any) -> None:
+    plain, flighted = (_round_trips_of_a_miss(redis_server.port, flag) for flag in (False, True))
+    print(f"round trips of a miss and its update: {plain} plain, {flighted} with single-flight")
+    assert plain == 2  # GET, SET
+    assert flighted == plain + 1  # SET NX for the lease; its end rides in the entry's pipeline
+
+
+LEASE_KINDS = ("redis", "memcached", "alias-pymemcache", "alias-locmem", "alias-database", "redis-cluster")
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("kind", [kind_param(kind) for kind in LEASE_KINDS])
+def test_after_the_leaders_write_its_lease_reads_done(
+    kind: str, asynchronous: bool, make_llm_cache: Callable[..., LLMCache]
+) -> None:
+    from langchain_core.outputs import Generation
+
+    from llmcache_django.keys import entry_digest
+    from llmcache_django.single_flight import lease_name
+
+    cache = make(kind, make_llm_cache)
+    answer = [Generation(text="the answer")]
+
+    async def miss_then_update() -> None:
+        assert await cache.alookup("a lease question", "llm") is None  # the miss leads: it takes the lease
+        await cache.aupdate("a lease question", "llm", answer)
+
+    if asynchronous:
+        asyncio.run(miss_then_update())
+    else:
+        assert cache.lookup("a lease question", "llm") is None
+        cache.update("a lease question", "llm", answer)
+    lease = lease_name(entry_digest("a lease question", "llm"))
+    deadline = time.monotonic() + 2  # memcached's lease end is sent without a reply
+    while cache.store.read_lease(lease) != LEASE_DONE and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.store.read_lease(lease) == LEASE_DONE
+    assert cache.lookup("a lease question", "llm") == answer

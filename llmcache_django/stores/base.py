@@ -158,6 +158,17 @@ class Store(ABC):
         """Replace the lease ``name`` by :data:`LEASE_DONE` for ``done_ttl`` seconds, or remove it (``None``)."""
         raise NotImplementedError(f"{self.describe()} cannot take leases")
 
+    def set_ending_lease(self, name: str, value: bytes, ttl: float | None, lease: str, done_ttl: float) -> None:
+        """:meth:`set` the entry ``name``, then :meth:`end_lease` ``lease`` as done, in as few
+        round trips as the backend allows (the leader's write: one, where it can pipeline)."""
+        self.set(name, value, ttl)
+        self.end_lease(lease, done_ttl)
+
+    async def aset_ending_lease(self, name: str, value: bytes, ttl: float | None, lease: str, done_ttl: float) -> None:
+        """Async :meth:`set_ending_lease`."""
+        await self.aset(name, value, ttl)
+        await self.aend_lease(lease, done_ttl)
+
     async def aadd_lease(self, name: str, token: bytes, ttl: float) -> bool:
         """Async :meth:`add_lease`."""
         return await asyncio.to_thread(self.add_lease, name, token, ttl)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, LEASE_DONE
 from llmcache_django.stores.generational import GenerationalStore, T
 from llmcache_django.stores.memcached_clients import raw_client_for
 from llmcache_django.stores.metadump import dump_keys
@@ -121,6 +121,16 @@ class MemcachedStore(GenerationalStore):
         return await asyncio.to_thread(function, *args)
 
     can_lease = True
+
+    def end_lease(self, name: str, done_ttl: float | None) -> None:
+        # Sent without asking for a reply (noreply): nothing waits on it, so ending a lease
+        # costs the leader no round trip; the entry written before it is already stored.
+        key = self.key(name)
+        with self._lock, _all_down_is_an_outage():
+            if done_ttl is None:
+                self.client.delete(key, noreply=True)
+            else:
+                self.client.set(key, LEASE_DONE, expire=expire_time(done_ttl, 0.0), noreply=True)
 
     def _add_expiring(self, key: str, value: bytes, ttl: float) -> bool:
         with self._lock, _all_down_is_an_outage():

@@ -211,6 +211,19 @@ class RedisStore(Store):
         else:
             self.client.set(self.prefix + name, LEASE_DONE, px=_milliseconds(done_ttl))
 
+    def set_ending_lease(self, name: str, value: bytes, ttl: float | None, lease: str, done_ttl: float) -> None:
+        with self.client.pipeline(transaction=False) as pipe:  # one round trip; the entry is written first
+            pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
+            pipe.set(self.prefix + lease, LEASE_DONE, px=_milliseconds(done_ttl))
+            pipe.execute()
+
+    async def aset_ending_lease(self, name: str, value: bytes, ttl: float | None, lease: str, done_ttl: float) -> None:
+        loop_client = self._loops.get()
+        async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
+            pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
+            pipe.set(self.prefix + lease, LEASE_DONE, px=_milliseconds(done_ttl))
+            await pipe.execute()
+
     async def aadd_lease(self, name: str, token: bytes, ttl: float) -> bool:
         loop_client = self._loops.get()
         async with loop_client.slots:
