@@ -6,13 +6,13 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
-from langchain_core.language_models import FakeListChatModel
+from langchain_core.language_models import FakeListChatModel, FakeListLLM
 
 from llmcache_django.cache import LLMCache
 from llmcache_django.stores.base import LEASE_DONE
@@ -317,3 +317,58 @@ def test_after_the_leaders_write_its_lease_reads_done(
         time.sleep(0.01)
     assert cache.store.read_lease(lease) == LEASE_DONE
     assert cache.lookup("a lease question", "llm") == answer
+
+
+@pytest.fixture
+def global_single_flight_cache(make_llm_cache: Callable[..., LLMCache]) -> Iterator[LLMCache]:
+    """An ``LLM_CACHES`` alias with single-flight, reached as LangChain's global cache (the
+    stand-in ``AppConfig.ready()`` installed forwards to it)."""
+    from langchain_core.globals import get_llm_cache
+
+    from llmcache_django.handler import default_llm_cache
+
+    assert get_llm_cache() is default_llm_cache
+    yield make("alias-django-redis", make_llm_cache, bound=20)
+
+
+def test_threads_on_the_global_cache_make_one_model_call(global_single_flight_cache: LLMCache) -> None:
+    model = gated_model(None)  # type: ignore[arg-type]  # no cache=: LangChain's global one
+    results, _ = burst_in_threads(model, ["a question for the global cache"] * 20)
+    assert results == ["the answer"] * 20
+    assert model.calls["count"] == 1
+    assert global_single_flight_cache.stats is not None and global_single_flight_cache.stats.coalesced == 19
+
+
+class GatedLLM(FakeListLLM):
+    """A text model whose calls wait for a gate and count the prompts they answer."""
+
+    gate: Any = None
+    prompts: Any = None
+
+    def _call(self, prompt: str, *args: Any, **kwargs: Any) -> str:
+        self.prompts.append(prompt)
+        self.gate.wait(10)
+        return f"answer to {prompt}"
+
+
+def test_two_batches_of_the_same_prompts_make_one_model_call_per_prompt(
+    global_single_flight_cache: LLMCache,
+) -> None:
+    llm = GatedLLM(responses=["unused"], gate=threading.Event(), prompts=[])
+    prompts = ["first", "second", "third"]
+    results: list[Any] = [None, None]
+
+    def ask(index: int) -> None:
+        results[index] = llm.batch(prompts)
+
+    threads = [threading.Thread(target=ask, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    while not llm.prompts:
+        time.sleep(0.005)
+    time.sleep(0.3)  # the second batch is waiting meanwhile
+    llm.gate.set()
+    for thread in threads:
+        thread.join(30)
+    assert results == [[f"answer to {prompt}" for prompt in prompts]] * 2
+    assert sorted(llm.prompts) == sorted(prompts)  # each prompt answered by the model once
