@@ -16,11 +16,13 @@ Every server error ends the wait: the call proceeds as it would without single-f
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Hashable
 from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR, CO_ITERABLE_COROUTINE
 from types import FrameType
@@ -209,6 +211,7 @@ class SingleFlight:
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._token_prefix = f"{uuid.uuid4().hex[:12]}:".encode()
+        _LIVE.add(self)
 
     def __len__(self) -> int:
         return len(self._flights)
@@ -378,6 +381,15 @@ class SingleFlight:
         if count > 0:
             self._leading[caller] = count
 
+    def release_all(self) -> None:
+        """End every flight this process leads and remove its leases (the process is exiting):
+        other processes' waiters then go on at their next poll instead of at the leases' expiry."""
+        with self._lock:
+            flights = [flight for flight in self._flights.values() if flight.token is not None]
+        for flight in flights:
+            if self._end_flight(flight, None):
+                self._release(flight, None)
+
     def _watch(self) -> None:
         if self._watcher is None or not self._watcher.is_alive():
             self._watcher = threading.Thread(target=self._watch_leaders, name="llmcache-single-flight", daemon=True)
@@ -405,6 +417,18 @@ class SingleFlight:
 def _next_delay(delay: float) -> float:
     """The pause before the next poll: :data:`POLL_FIRST_SECONDS` after the first look, then growing."""
     return POLL_FIRST_SECONDS if delay == 0 else min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
+
+
+#: Every :class:`SingleFlight` of the process, for :func:`_release_at_exit`.
+_LIVE: weakref.WeakSet[SingleFlight] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    """A process that ends normally (a script, a worker after its last job, a server shutting
+    down) gives up the leases it still holds."""
+    for single_flight in list(_LIVE):
+        single_flight.release_all()
 
 
 def _ended(lease: bytes | str | None) -> bool:

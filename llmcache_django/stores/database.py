@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -74,10 +75,14 @@ class DatabaseStore(GenerationalStore):
         expires = _adapt(_expiry(ttl), connection)
         update = self._sql(connection, "UPDATE {table} SET value = %s, expires = %s WHERE cache_key = %s")
         insert = self._sql(connection, "INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s)")
+        # The transaction's first statement writes: on SQLite, a transaction that reads first
+        # (the cull's count) and then writes fails at once with "database is locked" when
+        # another connection writes meanwhile, whatever the busy timeout; one that starts by
+        # writing waits its turn. Only a new row grows the table, so only an insert culls.
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            self._cull(connection, cursor)
             cursor.execute(update, [text, expires, db_key])
             if cursor.rowcount == 0:
+                self._cull(connection, cursor)
                 cursor.execute(insert, [db_key, text, expires])
 
     def _add(self, key: str, value: bytes) -> bool:
@@ -119,7 +124,7 @@ class DatabaseStore(GenerationalStore):
         """An atomic add with expiry: the primary key lets one insert through."""
         db_key, text = self.cache.make_and_validate_key(key), base64.b64encode(value).decode("ascii")
         connection = self._connection(write=True)
-        now, expires = _adapt(_now(), connection), _adapt(_expiry(ttl), connection)
+        now, expires = _adapt(_now(), connection), _adapt(_expiry(ttl, at_least=True), connection)
         delete_expired = self._sql(connection, "DELETE FROM {table} WHERE cache_key = %s AND expires <= %s")
         insert = self._sql(connection, "INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s)")
         try:
@@ -162,12 +167,16 @@ def _now() -> datetime:
     return datetime.now(timezone.utc if settings.USE_TZ else None).replace(microsecond=0)
 
 
-def _expiry(ttl: float | None) -> datetime:
+def _expiry(ttl: float | None, *, at_least: bool = False) -> datetime:
+    """When a row written now for ``ttl`` seconds expires, in whole seconds like Django's own
+    writes: rounded down (the row lasts up to a second less), or with ``at_least`` (a lease,
+    whose bound may be under a second) rounded up, so the row lasts ``ttl`` and under a second more."""
     if ttl is None:
         return datetime.max
-    return datetime.fromtimestamp(_now().timestamp() + ttl, tz=timezone.utc if settings.USE_TZ else None).replace(
-        microsecond=0
-    )
+    tz = timezone.utc if settings.USE_TZ else None
+    if at_least:
+        return datetime.fromtimestamp(math.ceil(datetime.now(tz).timestamp() + ttl), tz=tz)
+    return datetime.fromtimestamp(_now().timestamp() + ttl, tz=tz).replace(microsecond=0)
 
 
 def _adapt(moment: datetime, connection: Any) -> Any:
