@@ -12,6 +12,7 @@ from redis.crc import key_slot
 from redis.exceptions import ClusterDownError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from llmcache_django.stores.base import Store
 from llmcache_django.stores.redis import CLEAR_BATCH, LIST_BATCH, RedisStore, _batches, _text
 from llmcache_django.stores.redis_clients import ClientSettingError
 
@@ -213,6 +214,11 @@ class RedisClusterStore(RedisStore):
             for key, value in zip(batch, self.client.mget_nonatomic(batch), strict=True):
                 if value is not None:
                     yield _text(key)[len(self.prefix) :], value
+
+    # The entry and its lease live on different slots, likely different nodes: a pipeline
+    # would let the lease read done before the entry is there. One after the other, then.
+    set_ending_lease = Store.set_ending_lease
+    aset_ending_lease = Store.aset_ending_lease
 
     def primaries(self) -> list[Any]:
         """The cluster's primary nodes, as the sync client currently knows them."""
