@@ -289,3 +289,27 @@ def test_a_leader_process_raising_lets_the_other_processes_call_the_model(
     # the entry another waiter wrote is there first at its next poll.
     assert 2 <= _calls(file_database) <= 4
     assert time.monotonic() - opened < 15  # the lease was removed: nobody waited for the 20 s bound
+
+
+def test_a_locked_database_fails_that_write_without_pausing_the_cache(
+    database_llm_cache: Callable[..., LLMCache], file_database: Path
+) -> None:
+    import sqlite3
+
+    from langchain_core.outputs import Generation
+
+    cache = database_llm_cache()
+    answer = [Generation(text="an answer")]
+    with connections[FILE_DB].cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 200")  # this thread's connection gives up quickly
+    holder = sqlite3.connect(file_database / DATABASE_FILE, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    try:
+        cache.update("a question while locked", "llm", answer)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert cache.stats is not None and cache.stats.errors == 1  # "database is locked": that write failed
+    cache.update("a question while locked", "llm", answer)  # the next call goes to the database at once
+    assert cache.lookup("a question while locked", "llm") == answer
+    assert cache.stats.skipped == 0

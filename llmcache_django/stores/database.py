@@ -30,6 +30,12 @@ class ForeignRowError(ValueError):
     """A row under one of our keys holds a value this app did not write."""
 
 
+#: Words of a database error that mean lock contention (SQLite "database is locked", MySQL
+#: "Lock wait timeout exceeded", PostgreSQL "deadlock detected", our own counter's giving up),
+#: not a database that cannot be reached.
+CONTENTION_MARKERS = ("locked", "lock wait timeout", "deadlock", "concurrent updates")
+
+
 class DatabaseStore(GenerationalStore):
     """Stores entries in the table of a ``DatabaseCache`` alias, bypassing its pickling.
 
@@ -41,6 +47,13 @@ class DatabaseStore(GenerationalStore):
 
     can_list = True
     outage_errors = (*GenerationalStore.outage_errors, OperationalError, InterfaceError)
+
+    def is_outage(self, exc: BaseException) -> bool:
+        # Waiting too long for a lock held by another writer is contention on a row or table
+        # that is there to use: that call fails (a miss, a skipped write), the cache is not paused.
+        if isinstance(exc, OperationalError) and any(marker in str(exc).lower() for marker in CONTENTION_MARKERS):
+            return False
+        return super().is_outage(exc)
 
     def __init__(self, cache: DatabaseCache, namespace: str, alias: str = "") -> None:
         super().__init__()
