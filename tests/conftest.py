@@ -117,7 +117,9 @@ def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
             "KEY_PREFIX": "site",
         }
     if kind == "alias-database":  # needs @pytest.mark.django_db(transaction=True)
-        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "llmcache_tests_table"}
+        from django.conf import settings
+
+        return settings.CACHES["db"]  # one table for the run, never culled (see tests/settings.py)
     return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"llm-{uuid.uuid4().hex}"}
 
 

@@ -40,7 +40,13 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests-default"},
-    "db": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "llmcache_tests_table"},
+    # One table for the whole run, hundreds of namespaces: Django's default MAX_ENTRIES (300)
+    # would cull other tests' rows, their generation counters included (reading as a clear).
+    "db": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "llmcache_tests_table",
+        "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+    },
 }
 LLM_CACHES = {"default": {"CACHE": "db", "TTL": 3600}}
 STATIC_URL = "/static/"
