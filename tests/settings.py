@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 SECRET_KEY = "llmcache-django-tests-only"
 DEBUG = False
 USE_TZ = True
@@ -38,7 +40,7 @@ TEMPLATES = [
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests-default"},
     # One table for the whole run, hundreds of namespaces: Django's default MAX_ENTRIES (300)
     # would cull other tests' rows, their generation counters included (reading as a clear).
