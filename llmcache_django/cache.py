@@ -77,7 +77,9 @@ class LLMCache(CacheOperations, BaseCache):
         self.namespace = namespace
         # A client that decodes responses to str cannot carry compressed bytes.
         self.compress_min_bytes = compress_min_bytes if store.binary_safe else math.inf
-        self.max_entry_bytes: int = max_entry_bytes if max_entry_bytes is not None else store.max_value_bytes
+        if max_entry_bytes is not None:
+            store.max_value_bytes = max_entry_bytes  # where it can, the store refuses larger values unread
+        self.max_entry_bytes: int = store.max_value_bytes
         #: The most a stored value may inflate to; larger entries are neither written nor read.
         self.max_decoded_bytes = codec.DECODED_PER_STORED * self.max_entry_bytes
         self.stats: Stats | None = Stats() if stats else None

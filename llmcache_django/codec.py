@@ -7,6 +7,7 @@ allow-list below, so a value planted under our key can at worst be a miss.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,8 +38,21 @@ MAX_DURATION = 7 * 24 * 3600.0
 #: zstd level 1 roughly halves a JSON answer of this size, for ~2.5 µs per read
 #: (zlib takes twice as long for the same ratio; lz4 is faster but does not reach half).
 DEFAULT_COMPRESS_MIN_BYTES = 1024
-_compressor = zstandard.ZstdCompressor(level=1)
-_decompressor = zstandard.ZstdDecompressor()
+
+
+class _ZstdContexts(threading.local):
+    """One compressor and one decompressor per thread.
+
+    A python-zstandard context used from two threads at once corrupts its buffers and can
+    crash the process; a new context per call costs ~10 µs, a thread's own one nothing.
+    """
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=1)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+_zstd = _ZstdContexts()
 
 GENERATION_TYPES: dict[str, type[Generation]] = {
     cls.__name__: cls for cls in (Generation, GenerationChunk, ChatGeneration, ChatGenerationChunk)
@@ -119,7 +133,7 @@ def encode(
     if len(body) > max_bytes:
         raise EntryTooLargeError(f"entry of {len(body)} bytes of JSON is over the {max_bytes}-byte limit; not cached")
     if len(body) >= compress_min_bytes:
-        return MAGIC_ZSTD + _compressor.compress(body)
+        return MAGIC_ZSTD + _zstd.compressor.compress(body)
     return MAGIC_JSON + body
 
 
@@ -171,8 +185,10 @@ def new_entry(
     duration: float | None = None,
 ) -> Entry:
     """Build an entry stamped now, checking every generation against the allow-list."""
-    if len(generations) > MAX_GENERATIONS:
-        raise UnsupportedGenerationError(f"cannot cache {len(generations)} generations (at most {MAX_GENERATIONS})")
+    if not 0 < len(generations) <= MAX_GENERATIONS:
+        raise UnsupportedGenerationError(
+            f"cannot cache {len(generations)} generations (from 1 to {MAX_GENERATIONS}): it would not read back as a hit"
+        )
     for generation in generations:
         _check_allowed(generation)
     if duration is not None and not (math.isfinite(duration) and 0 <= duration <= MAX_DURATION):
@@ -199,9 +215,10 @@ def _inflate(frame: bytes, max_bytes: int) -> bytes:
     declared = zstandard.frame_content_size(frame)
     if declared > max_bytes:
         raise CodecError(f"compressed entry declares {declared} bytes, over the {max_bytes}-byte limit")
+    decompressor = _zstd.decompressor
     if declared >= 0:
-        return _decompressor.decompress(frame)
-    body = _decompressor.stream_reader(frame).read(max_bytes + 1)
+        return decompressor.decompress(frame)
+    body = decompressor.stream_reader(frame).read(max_bytes + 1)
     if len(body) > max_bytes:
         raise CodecError(f"compressed entry inflates beyond the {max_bytes}-byte limit")
     return body
@@ -239,8 +256,9 @@ def _duration(value: Any) -> float | None:
 
 
 def _load_generations(items: Any) -> list[Generation]:
-    if type(items) is not list:
-        raise CodecError("an entry holds a list of generations")
+    if type(items) is not list or not items:
+        # LangChain takes any list as a hit and reads its first generation.
+        raise CodecError("an entry holds a non-empty list of generations")
     if len(items) > MAX_GENERATIONS:
         raise CodecError(f"{len(items)} generations is over the limit of {MAX_GENERATIONS}")
     return [_load_generation(item) for item in items]

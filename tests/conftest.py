@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from llmcache_django.cache import LLMCache
 from tests import servers
+from tests.builders import build_direct_cache
 
 VALKEY = "django_valkey.cache.ValkeyCache"
 #: Each kind of cache the contract and standard suites run against.
@@ -32,6 +33,15 @@ CACHE_KINDS = [
     "redis-cluster",  # RedisLLMCache on a redis.cluster.RedisCluster (3 primaries + replicas)
     "redis-cluster-async",  # RedisLLMCache on a redis.asyncio.cluster.RedisCluster (sync calls too)
     "alias-redis-cluster",  # LLM_CACHES with OPTIONS CLUSTER on a RedisCache alias listing startup nodes
+]
+#: The kinds whose store tags entries with a generation counter (all but the Redis ones).
+GENERATIONAL_KINDS = [
+    "memcached",
+    "compat-memcached",
+    "alias-pymemcache",
+    "alias-pymemcache-pool",
+    "alias-database",
+    "alias-locmem",
 ]
 
 
@@ -67,22 +77,6 @@ def redis_cluster() -> Iterator[Any]:
     cluster = start_cluster()
     yield cluster
     cluster.stop()
-
-
-def cluster_cache(kind: str, request: pytest.FixtureRequest, **options: Any) -> LLMCache:
-    """A :class:`RedisLLMCache` of a ``redis-cluster*`` kind on the session cluster."""
-    import redis.asyncio.cluster
-    import redis.cluster
-
-    from llmcache_django import RedisLLMCache
-
-    url = request.getfixturevalue("redis_cluster").urls[0]
-    namespace = f"t{uuid.uuid4().hex[:12]}"
-    if kind == "redis-cluster-async":
-        return RedisLLMCache(
-            async_client=redis.asyncio.cluster.RedisCluster.from_url(url), namespace=namespace, **options
-        )
-    return RedisLLMCache(redis.cluster.RedisCluster.from_url(url), namespace=namespace, **options)
 
 
 def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -125,26 +119,16 @@ def cache_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def direct_cache(kind: str, request: pytest.FixtureRequest, **options: Any) -> LLMCache:
     """Build a cache of a non-alias kind on the session servers."""
-    import redis
-    import redis.asyncio
-    from pymemcache.client.base import Client, PooledClient
+    return build_direct_cache(kind, direct_address(kind, request), f"t{uuid.uuid4().hex[:12]}", **options)
 
-    from llmcache_django import MemcachedLLMCache, RedisLLMCache
-    from llmcache_django.compat import AsyncRedisCache, MemcachedCache, RedisCache
 
+def direct_address(kind: str, request: pytest.FixtureRequest) -> str:
+    """The server a non-alias ``kind`` talks to: a Redis URL, a cluster node's URL or memcached's host:port."""
     if kind.startswith("redis-cluster"):
-        return cluster_cache(kind, request, **options)
+        return str(request.getfixturevalue("redis_cluster").urls[0])
     if kind.endswith("memcached"):
-        host, port = "127.0.0.1", request.getfixturevalue("memcached_server").port
-        if kind == "compat-memcached":
-            return MemcachedCache(Client((host, port)), **options)
-        return MemcachedLLMCache(PooledClient((host, port)), namespace=f"t{uuid.uuid4().hex[:12]}", **options)
-    url = request.getfixturevalue("redis_server").url
-    if kind == "compat-redis":
-        return RedisCache(redis.Redis.from_url(url), **options)
-    if kind == "compat-async-redis":
-        return AsyncRedisCache(redis.asyncio.Redis.from_url(url), **options)
-    return RedisLLMCache(redis.Redis.from_url(url), namespace=f"t{uuid.uuid4().hex[:12]}", **options)
+        return str(request.getfixturevalue("memcached_server").location)
+    return str(request.getfixturevalue("redis_server").url)
 
 
 @pytest.fixture

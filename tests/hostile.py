@@ -60,6 +60,7 @@ def hostile_values(valid: bytes, max_entry_bytes: int) -> Iterator[tuple[str, by
             body = json.dumps(mutated).encode()
             yield f"{'/'.join(map(str, path))}={index}", codec.MAGIC_JSON + body
             yield f"{'/'.join(map(str, path))}={index}/zstd", codec.MAGIC_ZSTD + zstandard.compress(body)
+    yield from generation_lists(fields)
     for cut in range(0, len(valid), max(1, len(valid) // 60)):
         yield f"truncated-{cut}", valid[:cut]
     yield from bombs(max_entry_bytes)
@@ -88,6 +89,33 @@ def _bombs(max_entry_bytes: int) -> Iterator[tuple[str, bytes]]:
     yield "oversized", codec.MAGIC_JSON + b" " * (max_entry_bytes + 1)
     deep = b"[" * 100_000 + b"]" * 100_000
     yield "deeply-nested", codec.MAGIC_ZSTD + zstandard.compress(deep)
+
+
+def generation_lists(fields: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
+    """Well-formed entries whose generation list is empty or longer than any provider returns."""
+    for label, generations in [
+        ("no-generations", []),
+        ("too-many-generations", fields["g"][:1] * (codec.MAX_GENERATIONS + 1)),
+    ]:
+        body = orjson.dumps({**fields, "g": generations})
+        yield label, codec.MAGIC_JSON + body
+        yield f"{label}/zstd", codec.MAGIC_ZSTD + zstandard.compress(body)
+
+
+#: Values another program (or a bug) could leave under our bookkeeping keys: the generation
+#: counter, the shared counters. Some hold our ``:`` separator, which tags entries.
+BOOKKEEPING_VALUES: list[bytes] = [
+    b"1:2",
+    b"12:LC1j{}",
+    b":",
+    b"",
+    b"abc",
+    b"-1",
+    b" 7",
+    b"1" * 30,
+    b"\xff\xfe",
+    b"1e3",
+]
 
 
 def foreign_values() -> Iterator[tuple[str, bytes]]:

@@ -17,8 +17,10 @@ from langchain_core.outputs import Generation
 
 from llmcache_django.cache import LLMCache
 from llmcache_django.keys import entry_digest
-from tests.helpers import chat_generation, plant, stored_bytes
-from tests.hostile import Exploit, bombs, hostile_values
+from llmcache_django.stats import COUNTERS
+from tests.conftest import GENERATIONAL_KINDS, kind_param
+from tests.helpers import chat_generation, plant, stored_bytes, text_generations
+from tests.hostile import BOOKKEEPING_VALUES, Exploit, bombs, hostile_values
 
 #: invoke()/ainvoke() are run on every INVOKE_EVERY-th value (lookup()/alookup() on all of them).
 INVOKE_EVERY = 5
@@ -41,7 +43,10 @@ def read_is_safe(cache: LLMCache, result: list[Generation] | None, errors_before
     assert cache.stats is not None
     if result is None:
         return cache.stats.errors == errors_before + 1
-    return isinstance(result, list) and all(isinstance(generation, Generation) for generation in result)
+    # LangChain reads a hit's first generation: an empty list is no hit.
+    return (
+        isinstance(result, list) and bool(result) and all(isinstance(generation, Generation) for generation in result)
+    )
 
 
 def test_hostile_values_never_break_lookup_or_invoke(llm_cache: LLMCache) -> None:
@@ -93,3 +98,44 @@ def test_a_bomb_costs_a_bounded_amount_of_memory(kind: str, make_llm_cache: Call
     # Decoding may hold the inflated JSON (at most DECODED_PER_STORED x the entry limit) and
     # what orjson builds from at most MAX_JSON_VALUES values before the checks reject it.
     assert max(peaks.values()) < 24 * cache.max_entry_bytes, peaks
+
+
+@pytest.mark.parametrize("kind", [kind_param(kind) for kind in GENERATIONAL_KINDS])
+def test_hostile_bookkeeping_values_never_stop_hits_counts_or_clear(
+    kind: str, make_llm_cache: Callable[..., LLMCache]
+) -> None:
+    cache = make_llm_cache(kind)
+    store = cache.store
+    generation_keys = getattr(store, "_generation_keys", {"": store.generation_key}).values()  # type: ignore[attr-defined]
+    for value in BOOKKEEPING_VALUES:
+        for key in [*generation_keys, store.key("stats:hits"), store.key("stats:writes")]:  # type: ignore[attr-defined]
+            store._set(key, value, None)  # type: ignore[attr-defined]
+        store._generations.clear()  # type: ignore[attr-defined]  # as a process starting now sees them
+        cache.update("p", "llm", text_generations(repr(value)))
+        assert cache.lookup("p", "llm") == text_generations(repr(value)), value
+        cache.flush_stats()
+        shared = cache.shared_stats()
+        assert all(type(shared[counter]) is int for counter in COUNTERS), (value, shared)
+        cache.clear()
+        assert cache.lookup("p", "llm") is None, value
+
+
+#: Row texts SQLite hands back as invalid UTF-8 (it stores whatever bytes it is given).
+UNDECODABLE_ROWS = ["X'FF'", "X'C0AF'", "X'4C43316AFF'", "X'313A4C43316A7B7DFE'", "CAST(X'EDA080' AS TEXT)"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("row", UNDECODABLE_ROWS)
+def test_undecodable_database_rows_are_misses_for_their_keys(row: str, make_llm_cache: Callable[..., LLMCache]) -> None:
+    from tests.test_hardening_entries import set_row_text
+
+    cache = make_llm_cache("alias-database")
+    model, prompt, llm_string, _ = warmed_model(cache)
+    cache.update("other", llm_string, text_generations("kept"))
+    for name in [entry_digest(prompt, llm_string), "generation"]:
+        set_row_text(cache, name, f"CAST({row} AS TEXT)")
+        assert isinstance(model.invoke("What is the capital of France?"), AIMessage)
+        assert not cache.store.paused_until  # a bad row is not an outage
+        cache.store._generations.clear()  # type: ignore[attr-defined]
+    cache.update(prompt, llm_string, text_generations("replaced"))
+    assert cache.lookup(prompt, llm_string) == text_generations("replaced")

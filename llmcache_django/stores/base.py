@@ -17,6 +17,10 @@ DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024 - 1024
 LEASE_DONE = b"done"
 
 
+class OversizeValueError(ValueError):
+    """A stored value is larger than the store reads back: it was refused without being fetched."""
+
+
 class ServerPausedError(RuntimeError):
     """The cache is leaving an unreachable server alone; the call was not made."""
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.cache.backends.db import DatabaseCache
 from django.db import IntegrityError, InterfaceError, OperationalError, connections, router, transaction
 
-from llmcache_django.stores.generational import GenerationalStore, T
+from llmcache_django.stores.generational import GENERATION_TAG_BYTES, FoundValues, GenerationalStore, T
 
 #: Attempts at an atomic compare-and-set increment before giving up on this flush.
 INCR_ATTEMPTS = 10
@@ -67,19 +67,25 @@ class DatabaseStore(GenerationalStore):
     def key(self, name: str) -> str:
         return f"{self.namespace}:{name}"
 
-    def _get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+    def _get_many(self, keys: Iterable[str]) -> FoundValues:
         db_keys = {self.cache.make_and_validate_key(key): key for key in keys}
+        connection = self._connection(write=False)
+        # A value longer than any of ours is measured, not fetched. SQLite hands text back as
+        # bytes when cast: a row that is not valid UTF-8 is then a foreign value, not an
+        # OperationalError for the whole query (which would read as an outage).
+        value = "CAST(value AS BLOB)" if connection.vendor == "sqlite" else "value"
         rows = self._query(
-            "SELECT cache_key, value FROM {table} WHERE cache_key IN ({params}) AND expires > %s",
-            [*db_keys, _adapt(_now(), self._connection(write=False))],
+            "SELECT cache_key, CASE WHEN LENGTH(value) <= %s THEN " + value + " END, LENGTH(value) "
+            "FROM {table} WHERE cache_key IN ({params}) AND expires > %s",
+            [_stored_length(self.max_value_bytes), *db_keys, _adapt(_now(), connection)],
             params=len(db_keys),
         )
-        found = {}
-        for db_key, text in rows:
-            try:
-                found[db_keys[db_key]] = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError, TypeError):
-                continue  # not ours (Django's own pickles are base64 too, but never have our tag)
+        found = FoundValues()
+        for db_key, text, length in rows:
+            if text is None:
+                found.oversize[db_keys[db_key]] = length
+                continue
+            found[db_keys[db_key]] = _from_row(text)
         return found
 
     def _set(self, key: str, value: bytes, ttl: float | None) -> None:
@@ -174,6 +180,22 @@ class DatabaseStore(GenerationalStore):
         with connection.cursor() as cursor:
             cursor.execute(self._sql(connection, template), values)
             return int(cursor.rowcount)
+
+
+def _from_row(text: str | bytes) -> bytes:
+    """Our bytes from a row's base64 text. A row that is not base64 (another program's text,
+    or bytes that are not even UTF-8) comes back as it is: a foreign value, which reads as a
+    miss and is replaced like any other, never as a missing row that could not be written over.
+    Django's own pickles are base64 too, but never carry our tag, so they are foreign as well."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+
+
+def _stored_length(max_value_bytes: int) -> int:
+    """The longest row text one of our values (with its generation tag) takes as base64."""
+    return 4 * math.ceil((max_value_bytes + GENERATION_TAG_BYTES) / 3)
 
 
 def _now() -> datetime:

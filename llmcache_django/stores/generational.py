@@ -9,6 +9,7 @@ backend can list its keys, clear then also deletes the old entries to free their
 
 from __future__ import annotations
 
+import re
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,12 +17,25 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from llmcache_django.listing import is_entry_name
-from llmcache_django.stores.base import LEASE_DONE, Store
+from llmcache_django.stores.base import LEASE_DONE, OversizeValueError, Store
 
 T = TypeVar("T")
 GENERATION_NAME = "generation"
+#: What a generation counter holds: a decimal number (memcached's ``incr`` keeps it under 2**64).
+GENERATION_PATTERN = re.compile(rb"[0-9]{1,20}")
+#: The longest ``b"<generation>:"`` tag in front of a stored value.
+GENERATION_TAG_BYTES = 21
 COUNTER_PREFIX = "stats:"
 LIST_BATCH = 200
+
+
+class FoundValues(dict[str, bytes]):
+    """What :meth:`GenerationalStore._get_many` found, plus the keys whose values it refused
+    to fetch for being over :attr:`Store.max_value_bytes` (left out, with their sizes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.oversize: dict[str, int] = {}
 
 
 class GenerationalStore(Store):
@@ -79,6 +93,10 @@ class GenerationalStore(Store):
         found = self._get_many([generation_key, key])
         generation = self._checked_generation(generation_key, found.get(generation_key))
         self._generations[generation_key] = generation
+        if isinstance(found, FoundValues) and key in found.oversize:
+            raise OversizeValueError(
+                f"{found.oversize[key]} bytes stored under {key!r}, over the {self.max_value_bytes}-byte limit; not read"
+            )
         return _untag(found.get(key), generation)
 
     def set(self, name: str, value: bytes, ttl: float | None) -> None:
@@ -174,8 +192,19 @@ class GenerationalStore(Store):
         return None
 
     def _checked_generation(self, generation_key: str, stored: bytes | str | None) -> bytes | None:
-        """The generation ``stored`` under ``generation_key`` as it tags entries (``None``: none)."""
-        return None if stored is None else _as_bytes(stored)
+        """The generation ``stored`` under ``generation_key`` as it tags entries (``None``: none).
+
+        Only a plain decimal counter is one: anything else there (another program's value, one
+        with our ``:`` separator in it, which no tag could ever match) is deleted, so the next
+        write starts a fresh generation instead of every lookup missing for good.
+        """
+        if stored is None:
+            return None
+        generation = _as_bytes(stored)
+        if GENERATION_PATTERN.fullmatch(generation):
+            return generation
+        self._delete(generation_key)
+        return None
 
     def _current_generation(self, generation_key: str | None = None) -> bytes:
         generation_key = generation_key or self.generation_key
@@ -195,9 +224,9 @@ class GenerationalStore(Store):
         generation_key = generation_key or self.generation_key
         self._add(generation_key, self._first_generation())
         found = self._get_many([generation_key]).get(generation_key)
-        if found is None:
+        generation = self._checked_generation(generation_key, found)
+        if generation is None:
             raise RuntimeError(f"{self.describe()}: the generation counter could not be stored")
-        generation = _as_bytes(found)
         self._generations[generation_key] = generation
         return generation
 

@@ -102,9 +102,10 @@ class MemcachedPoolStore(MemcachedStore):
         return self._generation_keys.get(node, self.generation_key)
 
     def _checked_generation(self, generation_key: str, stored: bytes | str | None) -> bytes | None:
-        generation = _as_number(stored)
-        if generation is None:
+        checked = super()._checked_generation(generation_key, stored)
+        if checked is None:
             return None
+        generation = int(checked)
         newest = self._newest_generation(generation)
         if generation >= newest:
             return _as_bytes(generation)
