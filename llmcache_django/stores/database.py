@@ -70,20 +70,21 @@ class DatabaseStore(GenerationalStore):
     def _get_many(self, keys: Iterable[str]) -> FoundValues:
         db_keys = {self.cache.make_and_validate_key(key): key for key in keys}
         connection = self._connection(write=False)
-        # A value longer than any of ours is measured, not fetched. SQLite hands text back as
-        # bytes when cast: a row that is not valid UTF-8 is then a foreign value, not an
-        # OperationalError for the whole query (which would read as an outage).
+        # A value longer than any of ours is measured, not fetched (NULL: the column is NOT
+        # NULL otherwise). SQLite hands text back as bytes when cast: a row that is not valid
+        # UTF-8 is then a foreign value, not an OperationalError for the whole query (which
+        # would read as an outage).
         value = "CAST(value AS BLOB)" if connection.vendor == "sqlite" else "value"
         rows = self._query(
-            "SELECT cache_key, CASE WHEN LENGTH(value) <= %s THEN " + value + " END, LENGTH(value) "
+            "SELECT cache_key, CASE WHEN LENGTH(value) <= %s THEN " + value + " END "
             "FROM {table} WHERE cache_key IN ({params}) AND expires > %s",
             [_stored_length(self.max_value_bytes), *db_keys, _adapt(_now(), connection)],
             params=len(db_keys),
         )
         found = FoundValues()
-        for db_key, text, length in rows:
+        for db_key, text in rows:
             if text is None:
-                found.oversize[db_keys[db_key]] = length
+                found.oversize.add(db_keys[db_key])
                 continue
             found[db_keys[db_key]] = _from_row(text)
         return found

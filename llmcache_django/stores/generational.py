@@ -31,11 +31,11 @@ LIST_BATCH = 200
 
 class FoundValues(dict[str, bytes]):
     """What :meth:`GenerationalStore._get_many` found, plus the keys whose values it refused
-    to fetch for being over :attr:`Store.max_value_bytes` (left out, with their sizes)."""
+    to fetch for being over :attr:`Store.max_value_bytes` (left out)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.oversize: dict[str, int] = {}
+        self.oversize: set[str] = set()
 
 
 class GenerationalStore(Store):
@@ -94,9 +94,7 @@ class GenerationalStore(Store):
         generation = self._checked_generation(generation_key, found.get(generation_key))
         self._generations[generation_key] = generation
         if isinstance(found, FoundValues) and key in found.oversize:
-            raise OversizeValueError(
-                f"{found.oversize[key]} bytes stored under {key!r}, over the {self.max_value_bytes}-byte limit; not read"
-            )
+            raise OversizeValueError(f"the value under {key!r} is over the {self.max_value_bytes}-byte limit; not read")
         return _untag(found.get(key), generation)
 
     def set(self, name: str, value: bytes, ttl: float | None) -> None:
