@@ -34,14 +34,20 @@ class Cluster:
             server.stop()
 
 
-def start_cluster(primaries: int = 3, replicas: int = 1) -> Cluster:
+def start_cluster(primaries: int = 3, replicas: int = 1, *, failover: bool = True) -> Cluster:
     """Start ``primaries`` * (1 + ``replicas``) cluster-enabled redis-servers, create the cluster and
-    wait until every node says ``cluster_state:ok``."""
+    wait until every node says ``cluster_state:ok``.
+
+    Without ``failover``, replicas are never promoted and the other primaries go on serving
+    while one is down: a dead primary stays the primary of its slots for as long as a test
+    needs to look at it, instead of racing the node timeout.
+    """
     cli = require_binary("redis-cli")
     cluster = Cluster()
+    pinned = [] if failover else ["--cluster-replica-no-failover", "yes", "--cluster-require-full-coverage", "no"]
     try:
         for _ in range(primaries * (1 + replicas)):
-            cluster.servers.append(start_cluster_node())
+            cluster.servers.append(start_cluster_node(*pinned))
         nodes = [server.location for server in cluster.servers]
         argv = [cli, "--cluster", "create", *nodes, "--cluster-replicas", str(replicas), "--cluster-yes"]
         subprocess.run(argv, check=True, capture_output=True, timeout=60)
@@ -66,14 +72,15 @@ def wait_for_cluster_ok(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"Redis Cluster node {port} did not reach cluster_state:ok within {timeout}s")
 
 
-def start_cluster_node() -> Server:
-    """Start one cluster-enabled redis-server (no persistence, loopback only) on a free port."""
+def start_cluster_node(*options: str) -> Server:
+    """Start one cluster-enabled redis-server (no persistence, loopback only) on a free port,
+    with further ``redis-server`` command-line ``options``."""
     binary = require_binary("redis-server")
     port = cluster_port()
     directory = tempfile.mkdtemp(prefix="llmcache-cluster-")
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     argv += ["--dir", directory, "--cluster-enabled", "yes", "--cluster-config-file", f"{directory}/nodes.conf"]
-    argv += ["--cluster-node-timeout", str(NODE_TIMEOUT_MS)]
+    argv += ["--cluster-node-timeout", str(NODE_TIMEOUT_MS), *options]
     return Server("redis-server", port, directory=directory).start(argv)
 
 
