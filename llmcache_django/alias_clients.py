@@ -1,5 +1,6 @@
 """The raw client behind a Redis-protocol ``CACHES`` alias: django-redis, Django's own
-``RedisCache``, or django-valkey (sync or async backend)."""
+``RedisCache``, or django-valkey (sync or async backend). Each backend's spec in
+:mod:`llmcache_django.registry` names its function here."""
 
 from __future__ import annotations
 
@@ -7,28 +8,29 @@ from typing import Any
 
 from django.core.cache import caches
 
-DJANGO_REDIS = "django_redis.cache.RedisCache"
-BUILTIN_REDIS = "django.core.cache.backends.redis.RedisCache"
-VALKEY = "django_valkey.cache.ValkeyCache"
-ASYNC_VALKEY = "django_valkey.async_cache.cache.AsyncValkeyCache"
-#: Backends whose alias becomes a :class:`~llmcache_django.RedisLLMCache` on the alias's servers.
-REDIS_PROTOCOL_BACKENDS = frozenset({DJANGO_REDIS, BUILTIN_REDIS, VALKEY, ASYNC_VALKEY})
+
+def django_redis_client(cache_alias: str) -> Any:
+    """django-redis's client for writes (its primary)."""
+    from django_redis import get_redis_connection
+
+    return get_redis_connection(cache_alias, write=True)
 
 
-def client_for(cache_alias: str, backend: str) -> Any:
-    """The alias's own client for writes (its primary): a redis-py or valkey-py client, sync
-    for every backend but django-valkey's async one, which gives an asyncio client."""
-    if backend == DJANGO_REDIS:
-        from django_redis import get_redis_connection
-
-        return get_redis_connection(cache_alias, write=True)
-    if backend == VALKEY:
-        from django_valkey import get_valkey_connection
-
-        return get_valkey_connection(cache_alias, write=True)
-    if backend == ASYNC_VALKEY:
-        return _async_valkey_client(caches[cache_alias])
+def builtin_redis_client(cache_alias: str) -> Any:
+    """Django's own ``RedisCache``'s client for writes."""
     return caches[cache_alias]._cache.get_client(write=True)  # type: ignore[attr-defined]
+
+
+def valkey_client(cache_alias: str) -> Any:
+    """django-valkey's sync client for writes."""
+    from django_valkey import get_valkey_connection
+
+    return get_valkey_connection(cache_alias, write=True)
+
+
+def async_valkey_client(cache_alias: str) -> Any:
+    """django-valkey's async backend's client: an asyncio valkey-py client."""
+    return _async_valkey_client(caches[cache_alias])
 
 
 def _async_valkey_client(django_cache: Any) -> Any:

@@ -8,19 +8,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from llmcache_django.conf import DEFAULT_ALIAS, alias_problems, app_settings
-
-DUMMY_BACKEND = "django.core.cache.backends.dummy.DummyCache"
-LOCMEM_BACKEND = "django.core.cache.backends.locmem.LocMemCache"
-REQUIRED_LIBRARIES = {
-    "django_redis.cache.RedisCache": ("django_redis", "llmcache-django[redis]"),
-    "django.core.cache.backends.redis.RedisCache": ("redis", "llmcache-django[redis]"),
-    "django.core.cache.backends.memcached.PyMemcacheCache": ("pymemcache", "llmcache-django[memcached]"),
-    "django_valkey.cache.ValkeyCache": ("django_valkey", "llmcache-django[valkey]"),
-    "django_valkey.async_cache.cache.AsyncValkeyCache": ("django_valkey", "llmcache-django[valkey]"),
-}
-#: The client library whose URL syntax a Redis-protocol backend's LOCATION follows.
-URL_LIBRARIES = {"redis": "redis", "django_redis": "redis", "django_valkey": "valkey"}
+from llmcache_django.conf import DEFAULT_ALIAS, AliasSettings, alias_problems, app_settings
 
 
 @register(Tags.caches)
@@ -53,16 +41,15 @@ def _alias_messages(alias: str, options: Any) -> list[CheckMessage]:
     problems = alias_problems(alias, options)
     if problems:
         return [Error(problem, id=_problem_id(problem)) for problem in problems]
-    cache_alias = options.get("CACHE", DEFAULT_ALIAS)
-    backend = app_settings.CACHES[cache_alias].get("BACKEND", "")
-    if isinstance(options.get("OPTIONS"), Mapping) and options["OPTIONS"].get("CLUSTER"):
+    settings = AliasSettings.of(alias, options)
+    if settings.feature_options.get("CLUSTER"):
         from llmcache_django.cluster_settings import cluster_messages
 
-        where = f"LLM_CACHES[{alias!r}] uses CACHES[{cache_alias!r}]"
-        return cluster_messages(where, backend, app_settings.CACHES[cache_alias]) + _single_flight_messages(
-            alias, cache_alias, options
-        )
-    return _backend_messages(alias, cache_alias, backend) + _single_flight_messages(alias, cache_alias, options)
+        where = f"LLM_CACHES[{alias!r}] uses CACHES[{settings.cache_alias!r}]"
+        messages = cluster_messages(where, settings.backend, settings.spec, settings.cache)
+    else:
+        messages = _backend_messages(settings)
+    return messages + _single_flight_messages(settings)
 
 
 def _problem_id(problem: str) -> str:
@@ -79,35 +66,21 @@ def _problem_id(problem: str) -> str:
     return "llmcache_django.E004"  # unknown key or option, or an option of the wrong type
 
 
-def _backend_messages(alias: str, cache_alias: str, backend: str) -> list[CheckMessage]:
-    where = f"LLM_CACHES[{alias!r}] uses CACHES[{cache_alias!r}]"
-    if backend == DUMMY_BACKEND:
-        return [
-            Warning(
-                f"{where}, a DummyCache: every lookup misses.",
-                hint="Point CACHE at a real cache.",
-                id="llmcache_django.W001",
-            )
-        ]
-    if backend == LOCMEM_BACKEND:
-        return [
-            Warning(
-                f"{where}, a LocMemCache: entries are not shared between processes and are lost on restart.",
-                hint="Fine for development; use Redis, Memcached or the database cache in production.",
-                id="llmcache_django.W002",
-            )
-        ]
-    required = REQUIRED_LIBRARIES.get(backend)
-    if required and not _importable(required[0]):
+def _backend_messages(settings: AliasSettings) -> list[CheckMessage]:
+    where = f"LLM_CACHES[{settings.alias!r}] uses CACHES[{settings.cache_alias!r}]"
+    spec = settings.spec
+    if spec.note is not None:
+        return [Warning(f"{where}, {spec.note.message}", hint=spec.note.hint, id=spec.note.id)]
+    if not spec.installed():
         return [
             Error(
-                f"{where} ({backend}) but {required[0]} is not installed.",
-                hint=f"pip install '{required[1]}'",
+                f"{where} ({settings.backend}) but {spec.library} is not installed.",
+                hint=f"pip install '{spec.extra or spec.library}'",
                 id="llmcache_django.E007",
             )
         ]
-    if required and required[0] in URL_LIBRARIES:
-        return _redis_location_messages(where, cache_alias, URL_LIBRARIES[required[0]])
+    if spec.url_library is not None:
+        return _redis_location_messages(where, settings.cache_alias, spec.url_library)
     return []
 
 
@@ -132,33 +105,14 @@ def _redis_location_messages(where: str, cache_alias: str, library: str) -> list
     return messages
 
 
-def _importable(module: str) -> bool:
-    from importlib.util import find_spec
-
-    return find_spec(module) is not None
-
-
-#: Backends whose add is atomic across processes (or, for locmem, holds one process only).
-LEASING_BACKENDS = frozenset(
-    {
-        "django_redis.cache.RedisCache",
-        "django.core.cache.backends.redis.RedisCache",
-        "django.core.cache.backends.memcached.PyMemcacheCache",
-        "django.core.cache.backends.memcached.PyLibMCCache",
-        "django.core.cache.backends.db.DatabaseCache",
-        LOCMEM_BACKEND,
-    }
-)
-
-
-def _single_flight_messages(alias: str, cache_alias: str, options: Any) -> list[CheckMessage]:
-    backend = app_settings.CACHES[cache_alias].get("BACKEND", "")
-    if not options.get("OPTIONS", {}).get("SINGLE_FLIGHT") or backend in LEASING_BACKENDS:
+def _single_flight_messages(settings: AliasSettings) -> list[CheckMessage]:
+    if not settings.feature_options.get("SINGLE_FLIGHT") or settings.spec.can_lease:
         return []
     return [
         Warning(
-            f"LLM_CACHES[{alias!r}] has SINGLE_FLIGHT on, but CACHES[{cache_alias!r}] ({backend}) has no atomic "
-            f"add: identical misses are coalesced within each process only, not across processes.",
+            f"LLM_CACHES[{settings.alias!r}] has SINGLE_FLIGHT on, but CACHES[{settings.cache_alias!r}] "
+            f"({settings.backend}) has no atomic add: identical misses are coalesced within each process only, "
+            f"not across processes.",
             hint="Use Redis, Memcached or the database cache to coalesce across processes.",
             id="llmcache_django.W011",
         )

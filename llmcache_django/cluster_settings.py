@@ -9,9 +9,9 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error
 
+from llmcache_django.registry import BackendSpec
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
-REDIS_BACKENDS = frozenset({"django_redis.cache.RedisCache", "django.core.cache.backends.redis.RedisCache"})
 #: URL parts a startup node may carry to every node's connections.
 URL_SETTINGS = ("username", "password", "socket_timeout", "socket_connect_timeout", "client_name")
 
@@ -67,9 +67,11 @@ def cluster_client(cache_settings: Mapping[str, Any], server_timeout: float | No
     return RedisCluster(startup_nodes=startup, ssl=bool(first.get("ssl")), **settings)
 
 
-def cluster_messages(where: str, backend: str, cache_settings: Mapping[str, Any]) -> list[CheckMessage]:
+def cluster_messages(
+    where: str, backend: str, spec: BackendSpec, cache_settings: Mapping[str, Any]
+) -> list[CheckMessage]:
     """System check messages for an alias asking for Redis Cluster."""
-    if backend not in REDIS_BACKENDS:
+    if not spec.can_cluster:
         return [
             Error(
                 f"{where}, a {backend or 'backend-less'} cache, with OPTIONS['CLUSTER'] = True: "

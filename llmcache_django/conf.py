@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from llmcache_django.registry import BackendSpec
 
 DEFAULT_ALIAS = "default"
 DEFAULT_NAMESPACE = "llmcache"
@@ -21,6 +27,7 @@ FEATURE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
     "SERVER_TIMEOUT": (int, float, type(None)),  # Redis, memcached: bound on one server call
     "CLUSTER": bool,  # Redis: LOCATION lists Redis Cluster startup nodes
     "SINGLE_FLIGHT": (bool, int, float),  # one model call per burst of identical misses; a number: the wait bound
+    "STORE": str,  # dotted path to a llmcache_django.registry.BackendSpec: how to store on this alias
 }
 #: The longest TTL accepted (ten years): longer ones overflow the database cache's dates and
 #: memcached's expiry times. ``None`` never expires.
@@ -47,6 +54,66 @@ class Settings:
 
 
 app_settings = Settings()
+
+
+@dataclass
+class AliasSettings:
+    """One valid ``LLM_CACHES`` alias and the ``CACHES`` alias it stores its entries in:
+    parsed once, for the handler, the checks and the deploy checks alike."""
+
+    alias: str
+    options: Mapping[str, Any]
+    cache_alias: str
+    cache: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, alias: str, config: Mapping[str, Any]) -> AliasSettings:
+        """The settings of ``LLM_CACHES[alias] = config``, which :func:`alias_problems` found valid."""
+        cache_alias = config.get("CACHE", DEFAULT_ALIAS)
+        return cls(alias, config, cache_alias, app_settings.CACHES[cache_alias])
+
+    @property
+    def backend(self) -> str:
+        return str(self.cache.get("BACKEND", ""))
+
+    @property
+    def feature_options(self) -> Mapping[str, Any]:
+        return self.options.get("OPTIONS", {})  # type: ignore[no-any-return]
+
+    @property
+    def where(self) -> str:
+        return f"LLM_CACHES[{self.alias!r}]"
+
+    @property
+    def namespace(self) -> str:
+        return str(self.options.get("NAMESPACE", DEFAULT_NAMESPACE))
+
+    @property
+    def ttl(self) -> float | None:
+        """``TTL``, or the ``CACHES`` alias's ``TIMEOUT`` (Django's default 300) when absent."""
+        return self.options["TTL"] if "TTL" in self.options else self.cache.get("TIMEOUT", 300)  # type: ignore[no-any-return]
+
+    @cached_property
+    def spec(self) -> BackendSpec:
+        """How entries are stored on this alias (see :mod:`llmcache_django.registry`)."""
+        from llmcache_django.registry import spec_for
+
+        return spec_for(self.backend, self.feature_options.get("STORE"))
+
+
+def alias_settings(alias: str) -> AliasSettings:
+    """The settings of ``LLM_CACHES[alias]``; ``ImproperlyConfigured`` naming every problem."""
+    config = app_settings.LLM_CACHES
+    if not isinstance(config, Mapping):
+        raise ImproperlyConfigured(f"LLM_CACHES must be a dict of alias -> options, not {type(config).__name__}.")
+    if alias not in config:
+        raise ImproperlyConfigured(
+            f"LLM cache alias {alias!r} is not in LLM_CACHES (defined: {', '.join(config) or 'none'})."
+        )
+    problems = alias_problems(alias, config[alias])
+    if problems:
+        raise ImproperlyConfigured(" ".join(problems))
+    return AliasSettings.of(alias, config[alias])
 
 
 def alias_problems(alias: str, config: Any) -> list[str]:
@@ -115,7 +182,21 @@ def _options_problems(where: str, options: Any) -> list[str]:
             problems.append(f"{where}['OPTIONS'][{name!r}] = {value!r} has the wrong type.")
         elif name == "SINGLE_FLIGHT":
             problems += _single_flight_problems(where, value)
+        elif name == "STORE":
+            problems += _store_problems(where, value)
     return problems
+
+
+def _store_problems(where: str, path: Any) -> list[str]:
+    from llmcache_django.registry import SpecError, named_spec
+
+    try:
+        named_spec(path)
+    except SpecError as exc:
+        return [
+            f"{where}['OPTIONS']['STORE'] = {exc}; name a BackendSpec such as 'llmcache_django.registry.DJANGO_REDIS'."
+        ]
+    return []
 
 
 def _single_flight_problems(where: str, value: Any) -> list[str]:

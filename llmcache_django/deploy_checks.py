@@ -9,64 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
 from django.core.checks import CheckMessage, Tags, Warning, register
 
-from llmcache_django.conf import DEFAULT_ALIAS, DEFAULT_NAMESPACE, alias_problems, app_settings
-
-MEMCACHED = "django.core.cache.backends.memcached.PyMemcacheCache"
-DJANGO_REDIS = "django_redis.cache.RedisCache"
-BUILTIN_REDIS = "django.core.cache.backends.redis.RedisCache"
-VALKEY = "django_valkey.cache.ValkeyCache"
-ASYNC_VALKEY = "django_valkey.async_cache.cache.AsyncValkeyCache"
-DATABASE = "django.core.cache.backends.db.DatabaseCache"
-FILE = "django.core.cache.backends.filebased.FileBasedCache"
-DUMMY = "django.core.cache.backends.dummy.DummyCache"
-#: memcached's default item size (``-I 1m``) less room for the key and item header.
-MEMCACHED_ITEM_BYTES = 1024 * 1024 - 1024
-#: Where each server backend's own read timeout lives in ``CACHES[alias]["OPTIONS"]``.
-TIMEOUT_OPTIONS = {
-    MEMCACHED: "timeout",
-    DJANGO_REDIS: "SOCKET_TIMEOUT",
-    BUILTIN_REDIS: "socket_timeout",
-    VALKEY: "SOCKET_TIMEOUT",
-    ASYNC_VALKEY: "SOCKET_TIMEOUT",
-}
-#: Why entries that never expire hurt, by backend.
-NEVER_EXPIRES = {
-    MEMCACHED: "memcached only evicts them when its memory is full, so an answer is reused however stale",
-    DJANGO_REDIS: "Redis keeps them until maxmemory, so memory grows with every new prompt",
-    BUILTIN_REDIS: "Redis keeps them until maxmemory, so memory grows with every new prompt",
-    VALKEY: "Valkey keeps them until maxmemory, so memory grows with every new prompt",
-    ASYNC_VALKEY: "Valkey keeps them until maxmemory, so memory grows with every new prompt",
-    DATABASE: "the table only shrinks by MAX_ENTRIES culling, so an answer is reused however stale",
-    FILE: "the directory only shrinks by MAX_ENTRIES culling, so an answer is reused however stale",
-}
-
-
-@dataclass(frozen=True)
-class AliasSettings:
-    """One valid ``LLM_CACHES`` alias and the ``CACHES`` alias it stores its entries in."""
-
-    alias: str
-    options: Mapping[str, Any]
-    cache_alias: str
-    cache: Mapping[str, Any]
-
-    @property
-    def backend(self) -> str:
-        return str(self.cache.get("BACKEND", ""))
-
-    @property
-    def feature_options(self) -> Mapping[str, Any]:
-        return self.options.get("OPTIONS", {})
-
-    @property
-    def where(self) -> str:
-        return f"LLM_CACHES[{self.alias!r}]"
+from llmcache_django.conf import AliasSettings, alias_problems, app_settings
 
 
 @register(Tags.caches, deploy=True)
@@ -88,17 +36,12 @@ def valid_aliases() -> list[AliasSettings]:
     config = app_settings.LLM_CACHES
     if not isinstance(config, Mapping):
         return []
-    return [_alias_settings(alias, options) for alias, options in config.items() if not alias_problems(alias, options)]
-
-
-def _alias_settings(alias: str, options: Mapping[str, Any]) -> AliasSettings:
-    cache_alias = options.get("CACHE", DEFAULT_ALIAS)
-    return AliasSettings(alias, options, cache_alias, app_settings.CACHES[cache_alias])
+    return [AliasSettings.of(alias, options) for alias, options in config.items() if not alias_problems(alias, options)]
 
 
 def ttl_warnings(settings: AliasSettings) -> list[CheckMessage]:
     """``W101``: entries that never expire, on a backend where that piles up."""
-    reason = NEVER_EXPIRES.get(settings.backend)
+    reason = settings.spec.never_expires
     if reason is None:
         return []
     if "TTL" in settings.options:
@@ -134,13 +77,14 @@ def stats_warnings(settings: AliasSettings) -> list[CheckMessage]:
 def entry_size_warnings(settings: AliasSettings) -> list[CheckMessage]:
     """``W103``: entries allowed to be larger than memcached stores by default."""
     limit = settings.feature_options.get("MAX_ENTRY_BYTES")
-    if settings.backend != MEMCACHED or limit is None or limit <= MEMCACHED_ITEM_BYTES:
+    item_bytes = settings.spec.max_item_bytes
+    if item_bytes is None or limit is None or limit <= item_bytes:
         return []
     return [
         Warning(
             f"{settings.where}['OPTIONS']['MAX_ENTRY_BYTES'] = {limit} is more than memcached stores by default "
             f"(1 MiB items): larger entries are refused by the server, and each refusal is counted as an error.",
-            hint=f"Lower it to at most {MEMCACHED_ITEM_BYTES}, or start every memcached of "
+            hint=f"Lower it to at most {item_bytes}, or start every memcached of "
             f"CACHES[{settings.cache_alias!r}] with a larger -I (and silence llmcache_django.W103).",
             id="llmcache_django.W103",
         )
@@ -149,7 +93,7 @@ def entry_size_warnings(settings: AliasSettings) -> list[CheckMessage]:
 
 def timeout_warnings(settings: AliasSettings) -> list[CheckMessage]:
     """``W104``: server calls with no time bound at all."""
-    option = TIMEOUT_OPTIONS.get(settings.backend)
+    option = settings.spec.timeout_option
     features = settings.feature_options
     if option is None or "SERVER_TIMEOUT" not in features or features["SERVER_TIMEOUT"] is not None:
         return []
@@ -168,7 +112,7 @@ def timeout_warnings(settings: AliasSettings) -> list[CheckMessage]:
 
 def culling_warnings(settings: AliasSettings) -> list[CheckMessage]:
     """``W105``: a database or file cache left at Django's default of 300 entries."""
-    if settings.backend not in {DATABASE, FILE} or "MAX_ENTRIES" in settings.cache.get("OPTIONS", {}):
+    if not settings.spec.culls or "MAX_ENTRIES" in settings.cache.get("OPTIONS", {}):
         return []
     return [
         Warning(
@@ -184,7 +128,7 @@ def shared_namespace_warnings(aliases: list[AliasSettings]) -> list[CheckMessage
     """``W106``: two aliases whose entries live under the same keys."""
     groups: defaultdict[tuple[str, ...], list[str]] = defaultdict(list)
     for settings in aliases:
-        if settings.backend != DUMMY:  # stores nothing (and W001 says so)
+        if not settings.spec.stores_nothing:  # (and W001 says so)
             groups[storage_identity(settings)].append(settings.alias)
     return [
         Warning(
@@ -207,5 +151,5 @@ def storage_identity(settings: AliasSettings) -> tuple[str, ...]:
         repr(cache.get("LOCATION", "")),
         str(cache.get("KEY_PREFIX", "")),
         str(cache.get("VERSION", 1)),
-        str(settings.options.get("NAMESPACE", DEFAULT_NAMESPACE)),
+        settings.namespace,
     )

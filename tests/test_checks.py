@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
+from llmcache_django import registry
 from llmcache_django.checks import check_llm_caches
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
@@ -72,12 +74,44 @@ def test_global_install_needs_a_default_alias() -> None:
     assert check_ids(CACHES={"default": DATABASE}, LLM_CACHES={"other": {}}, LLM_CACHE_SET_GLOBAL=False) == []
 
 
-def test_a_backend_whose_library_is_missing_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmcache_django import checks
+#: A memcached spec whose library is not installed: what an alias on a missing library looks like.
+MISSING_LIBRARY = dataclasses.replace(registry.PYMEMCACHE, library="no_such_memcached_library", extra="example[extra]")
 
-    monkeypatch.setattr(checks, "_importable", lambda module: module != "pymemcache")
+
+def test_a_backend_whose_library_is_missing_is_an_error() -> None:
     memcached = {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": "127.0.0.1:11211"}
-    assert check_ids(CACHES={"default": memcached}, LLM_CACHES={"default": {}}) == ["llmcache_django.E007"]
+    alias = {"OPTIONS": {"STORE": "tests.test_checks.MISSING_LIBRARY"}}
+    with override_settings(CACHES={"default": memcached}, LLM_CACHES={"default": alias}):
+        (message,) = check_llm_caches()
+    assert message.id == "llmcache_django.E007"
+    assert "no_such_memcached_library is not installed" in message.msg
+    assert message.hint == "pip install 'example[extra]'"
+
+
+def test_a_store_option_that_names_no_spec_is_an_error() -> None:
+    with override_settings(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"OPTIONS": {"STORE": "os.path"}}}):
+        (message,) = check_llm_caches()
+    assert message.id == "llmcache_django.E004"
+    assert "'os.path' is a module, not a llmcache_django.registry.BackendSpec" in message.msg
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "django_redis.cache.RedisCache",
+        "django.core.cache.backends.redis.RedisCache",
+        "django_valkey.cache.ValkeyCache",
+        "django_valkey.async_cache.cache.AsyncValkeyCache",
+        "django.core.cache.backends.memcached.PyMemcacheCache",
+        "django.core.cache.backends.db.DatabaseCache",
+    ],
+)
+def test_single_flight_on_a_backend_that_leases_across_processes_is_not_warned_about(backend: str) -> None:
+    # Valkey aliases got a false W011 when the leasing backends were listed apart from the stores.
+    location = "127.0.0.1:11211" if "memcached" in backend else "redis://127.0.0.1:6379/0"
+    cache = {"BACKEND": backend, "LOCATION": "llmcache_tests_table" if "db" in backend else location}
+    alias = {"OPTIONS": {"SINGLE_FLIGHT": True}}
+    assert check_ids(CACHES={"default": cache}, LLM_CACHES={"default": alias}) == []
 
 
 @pytest.mark.parametrize(
@@ -98,15 +132,16 @@ def test_a_redis_or_valkey_location_that_is_not_a_url_is_an_error(backend: str, 
     assert f"{scheme}://host:port/db" in str(message.hint)
 
 
-def test_a_valkey_alias_without_django_valkey_installed_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmcache_django import checks
+MISSING_VALKEY = dataclasses.replace(registry.VALKEY, library="no_such_valkey_library")
 
-    monkeypatch.setattr(checks, "_importable", lambda module: module != "django_valkey")
+
+def test_a_valkey_alias_without_django_valkey_installed_is_an_error() -> None:
     valkey = {"BACKEND": "django_valkey.cache.ValkeyCache", "LOCATION": "valkey://127.0.0.1:6379/0"}
-    with override_settings(CACHES={"default": valkey}, LLM_CACHES={"default": {}}):
+    alias = {"OPTIONS": {"STORE": "tests.test_checks.MISSING_VALKEY"}}
+    with override_settings(CACHES={"default": valkey}, LLM_CACHES={"default": alias}):
         (message,) = check_llm_caches()
     assert message.id == "llmcache_django.E007"
-    assert "llmcache-django[valkey]" in str(message.hint)
+    assert message.hint == "pip install 'llmcache-django[valkey]'"
 
 
 def test_a_redis_location_that_is_not_a_url_is_improperly_configured_not_a_value_error() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
+from django_redis.cache import RedisCache as DjangoRedisCache
 from langchain_core.globals import get_llm_cache
+from langchain_core.outputs import Generation
 
 from llmcache_django import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache, llm_caches
 from llmcache_django.handler import default_llm_cache
@@ -41,6 +43,28 @@ def test_backend_maps_to_its_cache_class_without_connecting(backend: str, cls: t
     }.get(backend, "/tmp/llmcache-tests")
     with override_settings(CACHES={"default": {"BACKEND": backend, "LOCATION": location}}, LLM_CACHES={"default": {}}):
         assert type(llm_caches["default"]) is cls
+
+
+class SiteRedisCache(DjangoRedisCache):
+    """A project's own subclass of django-redis's backend, as many projects have."""
+
+
+def test_a_subclass_of_a_registered_backend_is_stored_like_it(redis_server: servers.Server) -> None:
+    # Through Django's cache API it would pickle, and not lease across processes.
+    alias = {"BACKEND": "tests.test_handler.SiteRedisCache", "LOCATION": redis_server.url}
+    with override_settings(CACHES={"default": alias}, LLM_CACHES={"default": {"NAMESPACE": "subclass"}}):
+        cache = llm_caches["default"]
+        assert type(cache) is RedisLLMCache
+        cache.update("p", "llm", [Generation(text="x")])
+        assert cache.lookup("p", "llm") == [Generation(text="x")]
+        cache.clear()
+
+
+def test_an_alias_may_name_its_store_explicitly(redis_server: servers.Server) -> None:
+    alias = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_server.url}
+    options = {"OPTIONS": {"STORE": "llmcache_django.registry.LOCMEM"}}  # through Django's cache API
+    with override_settings(CACHES={"default": alias}, LLM_CACHES={"default": options}):
+        assert type(llm_caches["default"]) is DjangoLLMCache
 
 
 def test_unknown_alias_is_a_clear_error() -> None:

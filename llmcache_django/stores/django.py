@@ -8,12 +8,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.cache import BaseCache as DjangoCache
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.memcached import PyLibMCCache, PyMemcacheCache
 
+from llmcache_django.registry import spec_of_cache
 from llmcache_django.stores.generational import GenerationalStore, T
-
-#: Django cache backends whose ``add`` cannot let two callers both succeed.
-ATOMIC_ADD_BACKENDS = (LocMemCache, PyMemcacheCache, PyLibMCCache)
 
 
 class ForeignValueError(ValueError):
@@ -79,8 +76,8 @@ class DjangoStore(GenerationalStore):
 
     @property
     def can_lease(self) -> bool:  # type: ignore[override]
-        """Whether the backend's ``add`` is atomic: locmem (one process) and memcached ones."""
-        return isinstance(self.cache, ATOMIC_ADD_BACKENDS)
+        """Whether the backend's ``add`` is atomic (its spec says): locmem (one process), memcached ones."""
+        return spec_of_cache(self.cache).can_lease
 
     def _add_expiring(self, key: str, value: bytes, ttl: float) -> bool:
         return bool(self.cache.add(key, value, timeout=ttl))
