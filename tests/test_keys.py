@@ -118,3 +118,29 @@ def test_the_key_version_is_part_of_every_key() -> None:
     earlier = sha256(len(prompt_bytes).to_bytes(8, "big") + prompt_bytes + LLM.encode()).hexdigest()
     assert KEY_VERSION == 2
     assert entry_digest("p", LLM) != earlier
+
+
+def test_remembered_messages_give_the_same_key_as_a_whole_parse() -> None:
+    """A history is canonicalized message by message, remembering each; the result is the
+    one a parse of the whole prompt gives, whether its messages were seen before or not."""
+    from llmcache_django import canonical
+
+    prompts = [prompt for pair in [*DIFFERENT.values(), *SAME.values()] for prompt in pair]
+    canonical._memo.clear()
+    cold = [canonical_prompt(prompt) for prompt in prompts]
+    warm = [canonical_prompt(prompt) for prompt in prompts]
+
+    assert cold == warm == [canonical._canonical_list(prompt) for prompt in prompts]
+    assert canonical._memo  # the messages were remembered
+
+
+def test_a_message_holding_serialized_objects_is_canonicalized_whole() -> None:
+    """A message whose fields hold ``dumps()`` objects of their own: the prompt cannot be cut
+    between messages by text, so it is parsed whole (and nothing half-cut is remembered)."""
+    nested = dumps([HumanMessage("inner")])[1:-1]
+    prompt = history(QUESTION, AIMessage("Sunny.", additional_kwargs={"items": "x"}))
+    prompt = prompt.replace('"items": "x"', f'"items": [{nested}, {nested}]')
+
+    assert prompt.count('{"lc": 1, "type": "constructor", ') == 4
+    assert canonical_prompt(prompt) == canonical_prompt(prompt) != prompt
+    assert '"items":[{' in canonical_prompt(prompt)
