@@ -228,11 +228,12 @@ class ChatStreamCache(_ChatBase):
     def _streams_to_handlers(self, run_manager: Any, *, async_api: bool, **kwargs: Any) -> bool:
         """Whether ``invoke`` streams a live answer to callback handlers (``on_llm_new_token``).
 
-        The v2 protocol (``on_stream_event``) is left to langchain-core, which replays hits
-        on it itself."""
-        return self._should_stream(
-            async_api=async_api, run_manager=run_manager, **kwargs
-        ) and not self._should_use_protocol_streaming(async_api=async_api, run_manager=run_manager, **kwargs)
+        The v2 protocol (``on_stream_event``, langchain-core >= 1.8) is left to
+        langchain-core, which replays hits on it itself."""
+        if not self._should_stream(async_api=async_api, run_manager=run_manager, **kwargs):
+            return False
+        protocol = getattr(self, "_should_use_protocol_streaming", None)
+        return protocol is None or not protocol(async_api=async_api, run_manager=run_manager, **kwargs)
 
     def _replay_result(
         self, generations: list[Generation], run_id: UUID

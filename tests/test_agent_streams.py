@@ -12,6 +12,7 @@ from langchain.agents import create_agent
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.utils import message_chunk_to_message
+from langchain_core.tracers._streaming import _V2StreamingCallbackHandler
 from pydantic import BaseModel
 
 from llmcache_django import cached
@@ -167,3 +168,25 @@ def test_structured_output_through_tool_calling_replays_to_the_same_object(llm_c
     assert len(model.calls) == 1
     assert isinstance(live, Forecast) and replayed == live
     assert streamed[-1] == live
+
+
+class EventCollector(TokenCollector, _V2StreamingCallbackHandler):
+    """A reader of langchain-core's newer event protocol (``on_stream_event``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[Any] = []
+
+    def on_stream_event(self, event: Any, **kwargs: Any) -> None:
+        self.events.append(event)
+
+
+def test_a_hit_reaches_event_protocol_readers_once_through_langchain_core(llm_cache: LLMCache) -> None:
+    model = cached(ToolStepsChatModel(tool_steps=0), cache=llm_cache)
+    readers = [EventCollector(), EventCollector()]
+    model.invoke(QUESTION, config={"callbacks": [readers[0]]})
+    hit = model.invoke(QUESTION, config={"callbacks": [readers[1]]})
+
+    assert len(model.calls) == 1 and hit.response_metadata[MARKER_KEY]["hit"] is True
+    assert readers[1].events  # langchain-core replays the hit as protocol events
+    assert readers[1].chunks == []  # and it is not also replayed as tokens
