@@ -16,7 +16,7 @@ from llmcache_django import codec
 from llmcache_django.conf import ttl_problem
 from llmcache_django.exit_flush import flush_at_exit
 from llmcache_django.failopen import ErrorReporter
-from llmcache_django.keys import entry_digest
+from llmcache_django.keys import entry_digest, entry_key
 from llmcache_django.latency import timed_lookup
 from llmcache_django.listing import model_of
 from llmcache_django.operations import CacheOperations
@@ -108,7 +108,7 @@ class LLMCache(CacheOperations, BaseCache):
     @timed_lookup
     def lookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """:meth:`lookup`, returning the whole entry (generations, creation time, ...)."""
-        name = entry_digest(prompt, llm_string)
+        name, canonical = entry_key(prompt, llm_string)
         if self._server_down():
             return None
         try:
@@ -120,11 +120,11 @@ class LLMCache(CacheOperations, BaseCache):
         if value is None and self.single_flight is not None:
             value = self.single_flight.join(name)
             coalesced = value is not None
-        entry = self._read(name, value, prompt, coalesced=coalesced)
+        entry = self._read(name, value, canonical, coalesced=coalesced)
         signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
             self._report_receiver_errors(
-                signal.send_robust(sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+                signal.send_robust(sender=self, alias=self.alias, prompt=canonical, llm_string=llm_string)
             )
         if self.stats is not None and self.stats.flush_due():
             self._flush_stats_quietly()
@@ -133,7 +133,7 @@ class LLMCache(CacheOperations, BaseCache):
     @timed_lookup
     async def alookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """Async :meth:`lookup_entry`."""
-        name = entry_digest(prompt, llm_string)
+        name, canonical = entry_key(prompt, llm_string)
         if self._server_down():
             return None
         try:
@@ -145,11 +145,11 @@ class LLMCache(CacheOperations, BaseCache):
         if value is None and self.single_flight is not None:
             value = await self.single_flight.ajoin(name)
             coalesced = value is not None
-        entry = self._read(name, value, prompt, coalesced=coalesced)
+        entry = self._read(name, value, canonical, coalesced=coalesced)
         signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
             self._report_receiver_errors(
-                await _asend_robust(signal, sender=self, alias=self.alias, prompt=prompt, llm_string=llm_string)
+                await _asend_robust(signal, sender=self, alias=self.alias, prompt=canonical, llm_string=llm_string)
             )
         if self.stats is not None and self.stats.flush_due():
             await self._aflush_stats_quietly()
@@ -157,9 +157,9 @@ class LLMCache(CacheOperations, BaseCache):
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store ``return_val`` for ``(prompt, llm_string)``, replacing any previous entry."""
-        name = entry_digest(prompt, llm_string)
+        name, canonical = entry_key(prompt, llm_string)
         llm_hash, model = self._llm_names(llm_string)
-        value = self._encode(name, prompt, llm_hash, model, return_val)
+        value = self._encode(name, canonical, llm_hash, model, return_val)
         lease_ended = False
         try:
             lease_ended = self._write(name, value, llm_string, llm_hash, model)
@@ -189,9 +189,9 @@ class LLMCache(CacheOperations, BaseCache):
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async :meth:`update`."""
-        name = entry_digest(prompt, llm_string)
+        name, canonical = entry_key(prompt, llm_string)
         llm_hash, model = self._llm_names(llm_string)
-        value = self._encode(name, prompt, llm_hash, model, return_val)
+        value = self._encode(name, canonical, llm_hash, model, return_val)
         lease_ended = False
         try:
             lease_ended = await self._awrite(name, value, llm_string, llm_hash, model)

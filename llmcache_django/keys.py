@@ -1,24 +1,55 @@
-"""Key derivation: one unambiguous, namespaced digest per ``(prompt, llm_string)``."""
+"""Key derivation: one unambiguous, namespaced digest per ``(prompt, llm_string)``.
+
+A chat prompt is keyed by its canonical form (:func:`~llmcache_django.canonical.canonical_prompt`):
+what the provider sees of the messages, so a history whose earlier answers were hits keys
+the same as one whose answers were live calls.
+"""
 
 from __future__ import annotations
 
 from hashlib import sha256
+from typing import NamedTuple
 
 from django.core.cache.backends.base import default_key_func
 from django.utils.module_loading import import_string
 
+from llmcache_django.canonical import canonical_prompt
+
 MEMCACHED_MAX_KEY = 250
+#: Part of every entry digest: bumped when the key derivation changes, so an entry is
+#: never read under a key it was not written for (older entries become misses).
+KEY_VERSION = 2
+_VERSION_TAG = f"llmcache-key-v{KEY_VERSION}\x00".encode()
+
+
+class EntryKey(NamedTuple):
+    """Where an entry lives (``name``) and the canonical prompt stored in it for its collision check."""
+
+    name: str
+    prompt: str
+
+
+def entry_key(prompt: str, llm_string: str) -> EntryKey:
+    """The entry name and canonical prompt for ``(prompt, llm_string)``."""
+    canonical = canonical_prompt(prompt)
+    return EntryKey(_digest(canonical, llm_string), canonical)
 
 
 def entry_digest(prompt: str, llm_string: str) -> str:
-    """Return the SHA-256 hex digest of a length-prefixed encoding of both strings.
+    """Return the entry name of ``(prompt, llm_string)``: a SHA-256 hex digest of the key
+    version and a length-prefixed encoding of the canonical prompt and the ``llm_string``.
 
     The length prefix makes the encoding unambiguous: ``("ab", "c")`` and ``("a", "bc")``
     hash different bytes, unlike the ``md5(prompt + llm_string)`` of langchain-community.
     """
-    prompt_bytes = prompt.encode("utf-8", "surrogatepass")
+    return _digest(canonical_prompt(prompt), llm_string)
+
+
+def _digest(canonical: str, llm_string: str) -> str:
+    prompt_bytes = canonical.encode("utf-8", "surrogatepass")
     header = len(prompt_bytes).to_bytes(8, "big")
-    return sha256(header + prompt_bytes + llm_string.encode("utf-8", "surrogatepass")).hexdigest()
+    body = header + prompt_bytes + llm_string.encode("utf-8", "surrogatepass")
+    return sha256(_VERSION_TAG + body).hexdigest()
 
 
 def key_prefix(namespace: str, *, prefix: str = "", version: int = 1, key_func: str | None = None) -> str:

@@ -26,6 +26,9 @@ from llmcache_django.cache import LLMCache
 #: The chunks the next ``_stream``/``_astream`` call of a cached model replays instead of
 #: asking the model; set only for the one step of ``stream()`` that makes that call.
 _replay: ContextVar[list[Iterable[Any]] | None] = ContextVar("llmcache_django_replay", default=None)
+#: The ``(prompt, llm_string)`` a cached model has just looked up and missed: LangChain's own
+#: lookup of it, in the ``invoke`` that follows, is answered "miss" without a second lookup.
+_looked_up: ContextVar[list[tuple[str, str]] | None] = ContextVar("llmcache_django_looked_up", default=None)
 #: The ``response_metadata`` key of the hit marker.
 MARKER_KEY = "llm_cache"
 #: A replayed answer comes in pieces of about this many characters (~8 tokens), cut after
@@ -61,12 +64,16 @@ class HitMarkingCache(BaseCache):
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """The cached generations, chat messages marked as a hit, or ``None``."""
+        if _just_missed(prompt, llm_string):
+            return None
         target = self.target
         entry = target.lookup_entry(prompt, llm_string)
         return None if entry is None else marked(entry.generations, hit_marker(target, entry.created))
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async :meth:`lookup`."""
+        if _just_missed(prompt, llm_string):
+            return None
         target = self.target
         entry = await target.alookup_entry(prompt, llm_string)
         return None if entry is None else marked(entry.generations, hit_marker(target, entry.created))
@@ -175,6 +182,26 @@ def _marked_generation(generation: Generation, marker: dict[str, Any]) -> ChatGe
 def _unmarked(message: BaseMessage) -> BaseMessage:
     metadata = {key: value for key, value in message.response_metadata.items() if key != MARKER_KEY}
     return message.model_copy(update={"response_metadata": metadata})
+
+
+@contextmanager
+def missed(prompt: str, llm_string: str) -> Iterator[None]:
+    """Within this block, a lookup of ``(prompt, llm_string)`` through a
+    :class:`HitMarkingCache` is a miss without asking the server (it was just asked)."""
+    token = _looked_up.set([(prompt, llm_string)])
+    try:
+        yield
+    finally:
+        _looked_up.reset(token)
+
+
+def _just_missed(prompt: str, llm_string: str) -> bool:
+    """Whether ``(prompt, llm_string)`` was just looked up and missed (answered once)."""
+    holder = _looked_up.get()
+    if holder and holder[-1] == (prompt, llm_string):
+        holder.pop()
+        return True
+    return False
 
 
 @contextmanager

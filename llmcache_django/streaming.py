@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from uuid import UUID
 
 from langchain_core.caches import BaseCache
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.llms import aget_prompts, get_prompts
 from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
+from langchain_core.utils.utils import LC_ID_PREFIX
 
 from llmcache_django.cache import LLMCache
 from llmcache_django.handler import DefaultLLMCache
@@ -32,6 +35,7 @@ from llmcache_django.replay import (
     areplayed,
     astore,
     message_chunks,
+    missed,
     recorded,
     replayed,
     store,
@@ -173,13 +177,76 @@ class ChatStreamCache(_ChatBase):
         async for chunk in arecorded(live, marking, prompt, llm_string):
             yield chunk
 
-    def _generate_with_cache(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        result = super()._generate_with_cache(without_markers(messages), *args, **kwargs)
-        return _marking(self).marked_misses(result)
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        messages = without_markers(messages)
+        marking = _marking(self)
+        if run_manager is None or not self._streams_to_handlers(run_manager, async_api=False, **kwargs):
+            result = super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+            return marking.marked_misses(result)
+        # A streaming callback handler listens (LangGraph's stream_mode="messages",
+        # astream_events): a hit reaches it in pieces, as a live answer would.
+        prompt, llm_string = self._cache_key(messages, stop, kwargs)
+        hit = marking.lookup(prompt, llm_string)
+        if hit:
+            result, chunks = self._replay_result(list(hit), run_manager.run_id)
+            for chunk in chunks:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            return result
+        with missed(prompt, llm_string):  # LangChain's own lookup need not ask the server again
+            result = super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+        return marking.marked_misses(result)
 
-    async def _agenerate_with_cache(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        result = await super()._agenerate_with_cache(without_markers(messages), *args, **kwargs)
-        return _marking(self).marked_misses(result)
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        messages = without_markers(messages)
+        marking = _marking(self)
+        if run_manager is None or not self._streams_to_handlers(run_manager, async_api=True, **kwargs):
+            result = await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
+            return marking.marked_misses(result)
+        prompt, llm_string = self._cache_key(messages, stop, kwargs)
+        hit = await marking.alookup(prompt, llm_string)
+        if hit:
+            result, chunks = self._replay_result(list(hit), run_manager.run_id)
+            for chunk in chunks:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            return result
+        with missed(prompt, llm_string):
+            result = await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
+        return marking.marked_misses(result)
+
+    def _streams_to_handlers(self, run_manager: Any, *, async_api: bool, **kwargs: Any) -> bool:
+        """Whether ``invoke`` streams a live answer to callback handlers (``on_llm_new_token``).
+
+        The v2 protocol (``on_stream_event``, langchain-core >= 1.8) is left to
+        langchain-core, which replays hits on it itself."""
+        if not self._should_stream(async_api=async_api, run_manager=run_manager, **kwargs):
+            return False
+        protocol = getattr(self, "_should_use_protocol_streaming", None)
+        return protocol is None or not protocol(async_api=async_api, run_manager=run_manager, **kwargs)
+
+    def _replay_result(
+        self, generations: list[Generation], run_id: UUID
+    ) -> tuple[ChatResult, Iterator[ChatGenerationChunk]]:
+        """What ``invoke`` returns for a hit (as langchain-core returns it: the cost zeroed)
+        and the chunks a live stream of its answer would have given the handlers. Both carry
+        this run's message id, as a live answer does, so handlers that drop a message id they
+        have seen (LangGraph's) take the replay as the new answer it is."""
+        converted = self._convert_cached_generations(generations)
+        first = converted[0]
+        message = first.message.model_copy(update={"id": f"{LC_ID_PREFIX}-{run_id}"})
+        converted[0] = ChatGeneration(message=message, generation_info=first.generation_info)
+        return ChatResult(generations=list(converted)), message_chunks(message, first.generation_info)
 
     def _cache_key(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]

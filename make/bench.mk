@@ -15,3 +15,4 @@ $(BENCH_STAMP): pyproject.toml | venv
 bench: venv $(BENCH_STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.cluster $(BENCH_ARGS)
+	$(PY) -m benchmarks.agents $(BENCH_ARGS)

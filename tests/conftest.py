@@ -187,3 +187,20 @@ def memcached_pool_servers() -> Iterator[list[servers.Server]]:
     yield pool
     for server in pool:
         server.stop()
+
+
+@pytest.fixture
+def global_cache(llm_cache: LLMCache) -> Iterator[LLMCache]:
+    """``llm_cache`` as LangChain's global cache: through ``LLM_CACHES`` for alias kinds (the
+    installed stand-in forwards to it), by ``set_llm_cache`` for the others."""
+    from langchain_core.globals import get_llm_cache, set_llm_cache
+
+    from llmcache_django.handler import default_llm_cache
+
+    previous = get_llm_cache()
+    if llm_cache.alias != "default":
+        set_llm_cache(llm_cache)
+    else:
+        assert previous is default_llm_cache  # installed by AppConfig.ready()
+    yield llm_cache
+    set_llm_cache(previous)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from langchain_core.globals import get_llm_cache, set_llm_cache
@@ -10,20 +10,6 @@ from langchain_core.language_models import FakeListChatModel, FakeListLLM, Gener
 from langchain_core.messages import AIMessage
 
 from llmcache_django.cache import LLMCache
-from llmcache_django.handler import default_llm_cache
-
-
-@pytest.fixture
-def global_cache(llm_cache: LLMCache) -> Iterator[LLMCache]:
-    """``llm_cache`` as LangChain's global cache: through ``LLM_CACHES`` for alias kinds (the
-    installed stand-in forwards to it), by ``set_llm_cache`` for the others."""
-    previous = get_llm_cache()
-    if llm_cache.alias != "default":
-        set_llm_cache(llm_cache)
-    else:
-        assert previous is default_llm_cache  # installed by AppConfig.ready()
-    yield llm_cache
-    set_llm_cache(previous)
 
 
 def test_fake_llm_second_call_is_served_from_the_global_cache(global_cache: LLMCache) -> None:

@@ -1,11 +1,12 @@
 """The prompt page: `/` and `/async/` answer a form post; `stream/` and `async/stream/`
-stream the answer as Server-Sent Events (sync and async views)."""
+stream the answer as Server-Sent Events (sync and async views); `agent/` runs an agent
+whose steps stream the same way."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from example_project.demo import views
+from example_project.demo import agent_views, views
 
 app_name = "demo"
 urlpatterns = [
@@ -13,4 +14,6 @@ urlpatterns = [
     path("async/", views.ask_async, name="ask-async"),
     path("stream/", views.stream, name="stream"),
     path("async/stream/", views.astream, name="astream"),
+    path("agent/", agent_views.agent_page, name="agent"),
+    path("agent/stream/", agent_views.agent_stream, name="agent-stream"),
 ]
