@@ -91,6 +91,37 @@ def test_every_page_answers_200_with_the_error_when_the_server_is_down(
         ), page
 
 
+def test_a_reset_that_fails_on_a_dead_server_changes_no_counter(
+    admin: Client, dead_alias: tuple[LLMCache, str, servers.Server]
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from llmcache_django.metrics import LLMCacheCollector
+
+    cache, _, _ = dead_alias
+    registry = CollectorRegistry()
+    registry.register(LLMCacheCollector())
+    FakeListChatModel(responses=["Rome."], cache=cache).invoke("capital of Italy?")  # the outage: errors counted
+    assert cache.stats is not None and cache.stats.errors >= 1
+    counted, exported = cache.stats.snapshot(), generate_latest(registry)
+    response = admin.post(url("reset_stats", "default"), follow=True)
+    assert (
+        "Could not reset the stats of LLM cache &#x27;default&#x27;; nothing was changed" in response.content.decode()
+    )
+    assert cache.stats.snapshot() == counted  # the outage's errors are still there
+    assert generate_latest(registry) == exported
+    assert not LogEntry.objects.exists()
+
+
+def test_the_log_says_why_an_alias_cannot_be_read(
+    admin: Client, dead_alias: tuple[LLMCache, str, servers.Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="llmcache_django"):
+        admin.get(url("changelist"))
+    (line,) = [record.getMessage() for record in caplog.records if "cannot read alias" in record.getMessage()]
+    assert re.search(r"cannot read alias 'default': LLM cache 'default' on .*: \w+: \S", line), line
+
+
 def test_the_entries_page_keeps_its_search_and_clear_links_when_the_server_is_down(
     admin: Client, dead_alias: tuple[LLMCache, str, servers.Server]
 ) -> None:

@@ -15,6 +15,7 @@ from llmcache_django.admin_views.common import (
     cache_or_404,
     count_text,
     entry_or_404,
+    error_text,
     log_deletion,
     reading,
     render_page,
@@ -103,8 +104,8 @@ def _delete_and_report(
         )
         return HttpResponseRedirect(back)
     except Exception as exc:  # the server is down: say so; nothing went, so nothing is logged
-        logger.warning("LLM cache admin: deleting %s failed: %s", scope, exc)
-        messages.error(request, f"Could not delete {scope}: {type(exc).__name__}: {exc}")
+        logger.warning("LLM cache admin: deleting %s failed: %s", scope, error_text(exc))
+        messages.error(request, f"Could not delete {scope}: {error_text(exc)}")
         return HttpResponseRedirect(back)
     _log_and_tell(
         request,
@@ -125,7 +126,9 @@ def reset_stats(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) ->
         try:
             cache.reset_stats()
         except Exception as exc:
-            messages.error(request, f"Could not reset the stats of LLM cache {alias!r}: {type(exc).__name__}: {exc}")
+            text = f"Could not reset the stats of LLM cache {alias!r}; nothing was changed: {error_text(exc)}"
+            logger.warning("LLM cache admin: %s", text)
+            messages.error(request, text)
             return HttpResponseRedirect(back)
         text = f"Reset the shared stats of LLM cache {alias!r} (hits, misses, writes, errors, savings); entries kept."
         log_deletion(request, alias, text, what=f"stats of LLM cache {alias!r}", flag=CHANGE)
