@@ -199,3 +199,15 @@ def test_with_the_server_down_a_posted_form_says_so_too(dead_cache_demo_url: str
         expect(page.locator("#posted-result .badge").first).to_have_text(
             "Cache unavailable · the model answered, nothing was stored"
         )
+
+
+def test_the_tab_gets_an_icon_not_a_404(page: Page) -> None:
+    response = page.request.get("/favicon.ico")
+    assert response.status == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert page.evaluate("""async () => {
+        const image = new Image();
+        image.src = "/favicon.ico";
+        await image.decode();
+        return image.naturalWidth > 0;
+    }""")
