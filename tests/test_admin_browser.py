@@ -260,6 +260,8 @@ def test_every_page_fits_the_window_with_the_sidebar_open(
     cache.update(
         long_prompt, "[('model_name', 'gpt-4o-mini-2024-07-18')]", [ChatGeneration(message=AIMessage(content="x"))]
     )
+    answer = AIMessage(content="A long answer, stored compressed. " * 100)  # "… before compression" shows
+    cache.update("Tell me everything.", "[('model_name', 'gpt-4o')]", [ChatGeneration(message=answer)])
     FakeListChatModel(responses=["a"], cache=cache).invoke("one")  # hits, misses and savings on the dashboard
     name = next(info.name for info in cache.entries() if info.prompt == long_prompt)
     User.objects.create_superuser("root", "root@example.com", "pw")
