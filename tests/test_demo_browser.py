@@ -145,6 +145,8 @@ def test_the_buttons_are_disabled_while_an_answer_streams(slow_demo_url: str) ->
         page.wait_for_function(STREAMING_PART_WAY)
         for view in ("sync", "async"):
             expect(page.locator(f"button[data-view={view}]")).to_be_disabled()
+        for badge in ("#timing", "#tokens"):  # no empty grey pills while the answer streams
+            expect(page.locator(badge)).to_be_hidden()
         expect(page.locator("#outcome")).to_have_text("Cache miss · streamed live from the model")
         expect_ready_for_another_ask(page)
         live = page.locator("#answer-text").text_content()
