@@ -118,6 +118,16 @@ def test_a_refused_csrf_token_is_shown_as_the_servers_answer(page: Page) -> None
     expect_ready_for_another_ask(page)
 
 
+def test_a_server_error_in_front_of_the_demo_is_shown(page: Page) -> None:
+    # What a proxy in front of the site answers when the worker behind it is gone.
+    page.route(
+        "**/stream/", lambda route: route.fulfill(status=502, body="<h1>Bad Gateway</h1>", content_type="text/html")
+    )
+    ask(page, "sync")
+    expect(page.locator("#stream-error")).to_have_text(re.compile(r"^The server answered 502\b.*\.$"))
+    expect_ready_for_another_ask(page)
+
+
 def test_a_dropped_connection_is_shown_and_the_next_ask_works(page: Page) -> None:
     page.route("**/stream/", lambda route: route.abort("connectionreset"))
     ask(page, "async")
