@@ -6,14 +6,21 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-stamp
 DEV_STAMP := $(VENV)/.installed-dev-stamp
 
-.PHONY: help venv venv-dev system-deps test lint format clean
+.PHONY: help venv venv-dev system-deps test lint format clean readme-figures
 
 help:
 	@echo "make demo       run the example project on 127.0.0.1:8000 (no server needed)"
 	@echo "make demo-redis / make demo-memcached   the same on a local Redis / memcached"
+	@echo "make demo-stop  stop the redis-server / memcached those two started"
 	@echo "make test       install what is missing, then run the test suite"
 	@echo "make lint       ruff and mypy"
+	@echo "make format     ruff's fixes and formatting, in place"
 	@echo "make bench      benchmarks against langchain-community"
+	@echo "make readme-figures   rewrite README.md's benchmark figures from benchmarks/results"
+	@echo "make clean      remove .venv and build files"
+
+readme-figures: venv
+	$(PY) -m benchmarks.readme_figures
 
 # The package with its server libraries: all `make demo` needs.
 $(STAMP): pyproject.toml

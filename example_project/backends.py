@@ -41,7 +41,13 @@ def llm_cache_settings(backend: str, url: str | None = None) -> tuple[SettingsDi
         "llm": _llm_alias(backend, url or DEFAULT_URLS[backend]),
     }
     llm_caches: SettingsDict = {
-        "default": {"CACHE": "llm", "TTL": TTL_SECONDS, "NAMESPACE": "llmcache-demo"},
+        # SINGLE_FLIGHT: two tabs asking the same question at once make one model call.
+        "default": {
+            "CACHE": "llm",
+            "TTL": TTL_SECONDS,
+            "NAMESPACE": "llmcache-demo",
+            "OPTIONS": {"SINGLE_FLIGHT": True},
+        },
     }
     return caches, llm_caches
 

@@ -1,8 +1,10 @@
 """Prometheus metrics of every LLM cache alias, on prometheus-client's default registry.
 
-:class:`LLMCacheCollector` reads each built cache's in-process counters when Prometheus
-scrapes, so counting costs the lookup nothing more; the lookup-latency histogram comes
-from :mod:`llmcache_django.latency`. ``AppConfig.ready()`` registers the collector on
+:class:`LLMCacheCollector` serves each built cache's *shared* counters (the ones stored in
+the backend, which every process adds to), so the totals are the same whichever worker
+answers the scrape; counting costs the lookup nothing more. While the server cannot be
+read, it serves the last shared values it read plus what this process counted since. The
+lookup-latency histogram (from :mod:`llmcache_django.latency`) is this process's own. ``AppConfig.ready()`` registers the collector on
 ``prometheus_client.REGISTRY`` (what django-prometheus's ``/metrics`` serves) when
 prometheus-client is installed; :func:`metrics_view` serves that registry without
 django-prometheus.
@@ -62,52 +64,85 @@ def counter_names() -> list[tuple[str, str, float]]:
     return names
 
 
-class MonotonicCounts:
-    """Per-alias totals that never go down, though a cache's counters are reset or it is rebuilt.
+class SharedCounts:
+    """Per-alias shared counters as of the last scrape, and what to serve when they cannot be read.
 
-    A reset (``llm_cache_stats --reset``) or a rebuilt cache (settings changed) starts the
-    in-process counters again from zero; what they count from then on is added, so the
-    exported counters stay monotonic for the life of the process.
+    Each scrape adds this process's pending counts to the shared counters and reads them. When
+    the server is down (or the cache is leaving it alone), an alias's values are the last ones
+    read plus what this process counted since, so an outage's errors show at once and nothing
+    goes backwards until the server answers again. ``reset_stats()`` zeroes the shared
+    counters for every worker alike: Prometheus reads that as a counter reset.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[weakref.ref[Stats], dict[str, int]]] = {}
+        #: alias -> (the shared values last read, this process's Stats and its values then)
+        self._last: dict[str, tuple[dict[str, int], weakref.ref[Stats] | None, dict[str, int]]] = {}
         self._totals: dict[str, dict[str, int]] = {}
 
-    def update(self, alias: str, stats: Stats) -> None:
-        """Add what ``stats`` counted since it was last seen to ``alias``'s totals."""
-        current = stats.snapshot()
+    def update(self, alias: str, cache: LLMCache) -> None:
+        """Read ``alias``'s shared counters, or make do without them while its server is down."""
+        stats = cache.stats
+        assert stats is not None
+        try:
+            shared = self._read(cache)
+        except Exception:  # the scrape must answer: serve what this process knows
+            totals = self._without_server(alias, stats)
+        else:
+            totals = {name: int(shared.get(name, 0)) for name in stats_module.COUNTERS}
+            with self._lock:
+                self._last[alias] = (totals, weakref.ref(stats), _counts(stats))
         with self._lock:
-            ref, last = self._seen.get(alias, (None, {}))
-            if ref is None or ref() is not stats:
-                last = {}
-            totals, seen = self._totals.setdefault(alias, {}), {}
-            for name in stats_module.COUNTERS:
-                value, previous = int(current.get(name, 0)), last.get(name, 0)
-                totals[name] = totals.get(name, 0) + (value - previous if value >= previous else value)
-                seen[name] = value
-            self._seen[alias] = (weakref.ref(stats), seen)
+            self._totals[alias] = totals
 
     def totals(self) -> dict[str, dict[str, int]]:
-        """A copy of every alias's totals."""
+        """A copy of every alias's totals as of the last update."""
         with self._lock:
             return {alias: dict(totals) for alias, totals in self._totals.items()}
 
+    def _read(self, cache: LLMCache) -> dict[str, int]:
+        if time.monotonic() < cache.store.paused_until:
+            raise ConnectionError("the cache is leaving its server alone")
+        shared = cache.shared_stats()  # this process's pending counts are added first
+        if cache.store.unreachable_nodes():  # a pool answers a failed node's counters with zeros
+            raise ConnectionError("a node is not answering")
+        return shared
 
-def built_caches() -> Mapping[str, LLMCache]:
-    """The ``LLM_CACHES`` aliases built in this process (none is built, or connected, here)."""
-    from llmcache_django.handler import llm_caches
+    def _without_server(self, alias: str, stats: Stats) -> dict[str, int]:
+        with self._lock:
+            shared, ref, then = self._last.get(alias, ({}, None, {}))
+        if ref is None or ref() is not stats:  # a rebuilt cache: its counts are all new
+            then = {}
+        now = _counts(stats)
+        return {name: shared.get(name, 0) + max(0, now[name] - then.get(name, 0)) for name in stats_module.COUNTERS}
 
-    return llm_caches.built()
+
+def _counts(stats: Stats) -> dict[str, int]:
+    snapshot = stats.snapshot()
+    return {name: int(snapshot.get(name, 0)) for name in stats_module.COUNTERS}
+
+
+def configured_caches() -> Mapping[str, LLMCache]:
+    """Every ``LLM_CACHES`` alias, built on the first scrape if this worker has not used it
+    yet: its shared counters are the same in every worker. An alias whose settings are wrong
+    is left out (the system checks name the mistake)."""
+    from llmcache_django.handler import configured_aliases, llm_caches
+
+    caches = {}
+    for alias in configured_aliases():
+        try:
+            caches[alias] = llm_caches[alias]
+        except Exception:  # a settings mistake must not take /metrics down
+            continue
+    return caches
 
 
 class LLMCacheCollector:
     """A prometheus-client collector: per-alias counters, a paused gauge and the lookup latency."""
 
-    def __init__(self, caches: Callable[[], Mapping[str, LLMCache]] = built_caches) -> None:
+    def __init__(self, caches: Callable[[], Mapping[str, LLMCache]] = configured_caches) -> None:
         self.caches = caches
-        self.counts = MonotonicCounts()
+        self.counts = SharedCounts()
 
     def describe(self) -> Iterator[Metric]:
         """The metric families :meth:`collect` yields, without samples (for the registry)."""
@@ -120,7 +155,7 @@ class LLMCacheCollector:
         caches = self.caches()
         for alias, cache in caches.items():
             if cache.stats is not None:
-                self.counts.update(alias, cache.stats)
+                self.counts.update(alias, cache)
         yield from self._counters()
         yield self._paused(caches)
         yield self._latency()

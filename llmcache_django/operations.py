@@ -29,6 +29,10 @@ class PartialDeleteError(RuntimeError):
         self.total = total
 
 
+class StatsNotResetError(RuntimeError):
+    """A server of the alias is not answering, so the shared counters may not have been reset."""
+
+
 class CacheOperations:
     """Mixed into :class:`~llmcache_django.cache.LLMCache`; nothing here is on the lookup path."""
 
@@ -145,10 +149,21 @@ class CacheOperations:
             return summarize(self.store.read_counters(list(COUNTERS)))
 
     def reset_stats(self) -> None:
-        """Set the shared counters, and this process's, back to zero."""
+        """Set the shared counters, then this process's, back to zero.
+
+        The shared ones go first: when the server cannot be reached this raises and nothing
+        changes, so the outage's counts (its errors above all) are kept.
+        """
+        self._require_every_node()
+        self.store.reset_counters(list(COUNTERS))
+        self._require_every_node()  # a pool skips a node that just failed quietly
         if self.stats is not None:
             self.stats.reset()
-        self.store.reset_counters(list(COUNTERS))
+
+    def _require_every_node(self) -> None:
+        down = self.store.unreachable_nodes()
+        if down:
+            raise StatsNotResetError(f"node {', '.join(down)} is not answering; the stats were not reset")
 
     def flush_stats(self) -> None:
         """Add this process's pending counts to the shared counters now."""

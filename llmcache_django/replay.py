@@ -95,8 +95,13 @@ class HitMarkingCache(BaseCache):
         await self.target.aclear(**kwargs)
 
     def miss_marker(self) -> dict[str, Any]:
-        """The marker of an answer the model just gave."""
-        return {"hit": False, "alias": self.target.alias or None}
+        """The marker of an answer the model just gave; ``"unavailable": True`` when the
+        cache is leaving an unreachable server alone (the answer was not stored)."""
+        target = self.target
+        marker: dict[str, Any] = {"hit": False, "alias": target.alias or None}
+        if time.monotonic() < target.store.paused_until:
+            marker["unavailable"] = True
+        return marker
 
     def marked_misses(self, result: ChatResult) -> ChatResult:
         """``result`` with every generation not marked as a hit marked as a miss."""

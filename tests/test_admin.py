@@ -237,7 +237,9 @@ def test_delete_one_entry_after_confirmation(admin_client_: Client, superuser: U
     assert filled.count_entries() == 2
     log = LogEntry.objects.get()
     assert (log.user, log.object_id) == (superuser, "default")
-    assert log.change_message == f"Deleted 1 entry (entry {name} of model 'gpt-4o' in LLM cache 'default')."
+    text = "entry “What is the capital of France?” of model 'gpt-4o' in LLM cache 'default'"
+    assert log.change_message == f"Deleted 1 entry ({text})."
+    assert name not in log.change_message and name not in log.object_repr  # people read the prompt, not the key
 
 
 def test_clear_on_a_dead_server_says_so_and_logs_nothing(

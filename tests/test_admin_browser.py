@@ -204,3 +204,91 @@ def test_with_its_servers_killed_the_admin_still_answers_and_fits_800_pixels(
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         context.close()
+
+
+#: What a page at a given width must not do: be wider than the window, clip or hide a
+#: control, cover the title with the object tools, or break a word of a prompt in two
+#: (elsewhere than after a hyphen).
+LAYOUT_PROBLEMS = """() => {
+  const problems = [];
+  const page = document.documentElement.scrollWidth;
+  if (page > window.innerWidth) problems.push(`the page is ${page} px wide`);
+  const controls = "#content a.button, #content input[type=submit], #content .object-tools a";
+  for (const control of document.querySelectorAll(controls)) {
+    const rect = control.getBoundingClientRect(), name = control.textContent.trim() || control.value;
+    if (rect.right > window.innerWidth + 1) problems.push(`${name} is off the window`);
+    for (let box = control.parentElement; box && box !== document.body; box = box.parentElement) {
+      if (!/(auto|scroll|hidden)/.test(getComputedStyle(box).overflowX)) continue;
+      const edge = box.getBoundingClientRect();
+      if (rect.left < edge.left - 1 || rect.right > edge.right + 1) problems.push(`${name} is clipped`);
+    }
+  }
+  const title = document.querySelector("#content h1");
+  if (title) {
+    const range = document.createRange();
+    range.selectNodeContents(title);
+    for (const tool of document.querySelectorAll(".object-tools a")) {
+      const a = tool.getBoundingClientRect();
+      for (const b of range.getClientRects()) {
+        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) {
+          problems.push(`${tool.textContent.trim()} covers the title`);
+        }
+      }
+    }
+  }
+  for (const cell of document.querySelectorAll(".llmcache-prompt-cell a")) {
+    const text = cell.firstChild;
+    if (!text || text.nodeType !== Node.TEXT_NODE) continue;
+    for (const match of text.data.matchAll(/[^\\s-]+/g)) {  // a break after a hyphen is a fair one
+      const range = document.createRange();
+      range.setStart(text, match.index);
+      range.setEnd(text, match.index + match[0].length);
+      const lines = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+      if (lines.size > 1) problems.push(`"${match[0]}" is broken across lines`);
+    }
+  }
+  return problems;
+}"""
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_every_page_fits_the_window_with_the_sidebar_open(
+    browser: Browser, live_server: Any, static_files: None, cache: LLMCache, width: int
+) -> None:
+    fill_other_entries(cache)
+    long_prompt = "Explain how the least-recently-used eviction policy interacts with per-entry TTLs " * 3
+    cache.update(
+        long_prompt, "[('model_name', 'gpt-4o-mini-2024-07-18')]", [ChatGeneration(message=AIMessage(content="x"))]
+    )
+    answer = AIMessage(content="A long answer, stored compressed. " * 100)  # "… before compression" shows
+    cache.update("Tell me everything.", "[('model_name', 'gpt-4o')]", [ChatGeneration(message=answer)])
+    FakeListChatModel(responses=["a"], cache=cache).invoke("one")  # hits, misses and savings on the dashboard
+    name = next(info.name for info in cache.entries() if info.prompt == long_prompt)
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"/admin/login/?next={DASHBOARD}")
+        page.fill("#id_username", "root")
+        page.fill("#id_password", "pw")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"**{DASHBOARD}")
+        expect(page.locator("#nav-sidebar")).to_be_visible()  # Django opens it from 768 px
+        pages = {
+            "dashboard": DASHBOARD,
+            "entries": f"{DASHBOARD}default/",
+            "model": f"{DASHBOARD}default/?model=gpt-4o-mini-2024-07-18",
+            "entry": f"{DASHBOARD}default/entry/{name}/",
+            "delete": f"{DASHBOARD}default/entry/{name}/delete/",
+            "clear": f"{DASHBOARD}default/clear/",
+            "reset": f"{DASHBOARD}default/reset-stats/",
+        }
+        ARTIFACTS.mkdir(exist_ok=True)
+        problems = {}
+        for label, path in pages.items():
+            page.goto(path)
+            page.screenshot(path=ARTIFACTS / f"admin-{label}-{width}px.png", full_page=True)
+            problems[label] = page.evaluate(LAYOUT_PROBLEMS)
+        assert problems == {label: [] for label in pages}
+    finally:
+        context.close()

@@ -77,8 +77,8 @@ def test_every_page_answers_200_with_the_error_when_the_server_is_down(
         url("clear", "default"),
         url("clear", "default") + "?model=fake-list-chat-model",
         url("delete_entry", "default", name),
+        url("reset_stats", "default"),  # not offered: a server that cannot be read cannot be reset
     ]
-    assert admin.get(url("reset_stats", "default")).status_code == 200  # reads nothing from the server
     for page in pages:
         response = admin.get(page)
         text = response.content.decode()
@@ -89,6 +89,46 @@ def test_every_page_answers_200_with_the_error_when_the_server_is_down(
             r"(ConnectionError|ConnectionRefusedError|TimeoutError|Memcache\w*Error): \S|node \S+ is not answering",
             text,
         ), page
+
+
+def test_a_reset_that_fails_on_a_dead_server_changes_no_counter(
+    admin: Client, dead_alias: tuple[LLMCache, str, servers.Server]
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from llmcache_django.metrics import LLMCacheCollector
+
+    cache, _, _ = dead_alias
+    registry = CollectorRegistry()
+    registry.register(LLMCacheCollector())
+    FakeListChatModel(responses=["Rome."], cache=cache).invoke("capital of Italy?")  # the outage: errors counted
+    assert cache.stats is not None and cache.stats.errors >= 1
+    counted, exported = cache.stats.snapshot(), generate_latest(registry)
+    response = admin.post(url("reset_stats", "default"), follow=True)
+    assert (
+        "Could not reset the stats of LLM cache &#x27;default&#x27;; nothing was changed" in response.content.decode()
+    )
+    assert cache.stats.snapshot() == counted  # the outage's errors are still there
+    assert generate_latest(registry) == exported
+    assert not LogEntry.objects.exists()
+
+
+def test_the_log_says_why_an_alias_cannot_be_read(
+    admin: Client, dead_alias: tuple[LLMCache, str, servers.Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="llmcache_django"):
+        admin.get(url("changelist"))
+    (line,) = [record.getMessage() for record in caplog.records if "cannot read alias" in record.getMessage()]
+    assert re.search(r"cannot read alias 'default': LLM cache 'default' on .*: \w+: \S", line), line
+
+
+def test_no_confirmation_is_offered_while_the_server_is_down(
+    admin: Client, dead_alias: tuple[LLMCache, str, servers.Server]
+) -> None:
+    for page in (url("reset_stats", "default"), url("clear", "default")):
+        text = admin.get(page).content.decode()
+        assert "cannot be read right now" in text, page
+        assert '<input type="submit"' not in text, page
 
 
 def test_the_entries_page_keeps_its_search_and_clear_links_when_the_server_is_down(
@@ -184,7 +224,7 @@ def test_recent_actions_tell_an_entry_a_model_and_an_alias_apart(admin: Client, 
     admin.post(url("clear", "default"))
     reprs = list(LogEntry.objects.order_by("id").values_list("object_repr", flat=True))
     assert reprs == [
-        f"entry {name} of model 'gpt-4o' in LLM cache 'default' (1 entry)",
+        "entry “p0” of model 'gpt-4o' in LLM cache 'default' (1 entry)",
         "model 'gpt-4o' in LLM cache 'default' (2 entries)",
         "all of LLM cache 'default' (1 entry)",
     ]
@@ -230,3 +270,49 @@ def test_a_pool_with_a_dead_node_shows_which(admin: Client) -> None:
     finally:
         alive.stop()
         dead.stop()
+
+
+def test_a_model_with_no_entries_offers_nothing_to_clear(admin: Client, cache: LLMCache) -> None:
+    FakeListChatModel(responses=["a"], cache=cache).invoke("one")
+    entries = admin.get(url("entries", "default") + "?model=nosuchmodel").content.decode()
+    assert "Clear model" not in entries
+    assert (
+        "Clear model fake-list-chat-model"
+        in admin.get(url("entries", "default") + "?model=fake-list-chat-model").content.decode()
+    )
+    confirm = admin.get(url("clear", "default") + "?model=nosuchmodel").content.decode()
+    assert "has no entries of model <code>nosuchmodel</code>, so there is nothing to clear" in confirm
+    assert '<input type="submit"' not in confirm
+
+
+def test_every_confirmation_looks_the_same(admin: Client, cache: LLMCache) -> None:
+    cache.update("p", "[('model_name', 'gpt-4o')]", [ChatGeneration(message=AIMessage(content="x"))])
+    name = next(cache.entries()).name
+    pages = [
+        url("clear", "default"),
+        url("clear", "default") + "?model=gpt-4o",
+        url("delete_entry", "default", name),
+        url("reset_stats", "default"),
+    ]
+    for page in pages:
+        text = admin.get(page).content.decode()
+        assert re.search(r'<body class="[^"]*delete-confirmation', text), page
+        assert 'class="button cancel-link">No, take me back</a>' in text, page
+
+
+def test_the_reset_confirmation_shows_the_counts_it_will_zero(admin: Client, cache: LLMCache) -> None:
+    FakeListChatModel(responses=["a"], cache=cache).invoke("one")
+    text = admin.get(url("reset_stats", "default")).content.decode()
+    assert "Now: 0 hits, 1 miss, 1 write, 0 errors, 0 tokens saved." in text
+
+
+def test_an_entry_is_named_by_its_model_and_prompt_when_deleted(admin: Client, cache: LLMCache) -> None:
+    prompt = "Summarise the quarterly report for the board, in three bullet points please"
+    cache.update(prompt, "[('model_name', 'gpt-4o')]", [ChatGeneration(message=AIMessage(content="x"))])
+    name = next(cache.entries()).name
+    label = "entry “Summarise the quarterly report for the…” of model 'gpt-4o' in LLM cache 'default'"
+    assert label.replace("'", "&#x27;") in admin.get(url("delete_entry", "default", name)).content.decode()
+    done = admin.post(url("delete_entry", "default", name), follow=True).content.decode()
+    assert f"Deleted 1 entry ({label}).".replace("'", "&#x27;") in done
+    assert LogEntry.objects.get().object_repr == f"{label} (1 entry)"
+    assert name not in done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -116,6 +117,50 @@ def test_unknown_alias_exits_non_zero_from_the_shell() -> None:
 def test_bad_age_is_a_command_error() -> None:
     with pytest.raises(CommandError, match="--older-than 'soon' is not an age"):
         run("clear_llm_cache", "--noinput", "--older-than", "soon")
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t"], ids=["empty", "space", "tab"])
+@pytest.mark.parametrize("option", ["--older-than", "--model"])
+def test_an_empty_or_blank_filter_is_an_error_that_deletes_nothing(filled: LLMCache, option: str, blank: str) -> None:
+    # `--older-than "$AGE"` with AGE unset must not widen a clear to the whole cache.
+    with pytest.raises(CommandError, match=re.escape(f"{option} {blank!r} is empty;")):
+        run("clear_llm_cache", "--noinput", option, blank)
+    assert filled.count_entries() == 3
+
+
+def test_an_empty_filter_exits_non_zero_from_the_shell() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "clear_llm_cache",
+            "--older-than",
+            "",
+            "--noinput",
+            "--settings",
+            "tests.settings",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "--older-than '' is empty" in result.stderr
+
+
+def test_a_dry_run_on_a_dead_server_says_counting_failed_not_clearing() -> None:
+    from tests import servers
+
+    dead = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{servers.free_port()}/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2},
+    }
+    with override_settings(CACHES={"default": dead}, LLM_CACHES={"default": {}}), pytest.raises(CommandError) as raised:
+        run("clear_llm_cache", "--dry-run")
+    assert "counting entries failed: ConnectionError" in str(raised.value)
+    assert "clearing" not in str(raised.value)
 
 
 def test_unreachable_server_is_one_clear_line() -> None:

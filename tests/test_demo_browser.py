@@ -6,10 +6,12 @@ the cache; the page says which."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,11 +27,10 @@ STREAMING_PART_WAY = """() => document.getElementById("outcome").dataset.state =
     && document.getElementById("answer-text").textContent.length > 0"""
 
 
-@pytest.fixture(scope="module")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The example project under uvicorn on a free port, on a fresh SQLite file."""
+def start_demo(directory: Path, **environ: str) -> Server:
+    """The example project under uvicorn on a free port, on a fresh SQLite file in ``directory``."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "example_project.settings", "LLMCACHE_DEMO_LATENCY": "1.0"}
-    env.update(LLMCACHE_DEMO_DB=str(tmp_path_factory.mktemp("demo") / "db.sqlite3"), LLMCACHE_DEMO_BACKEND="database")
+    env.update({"LLMCACHE_DEMO_DB": str(directory / "db.sqlite3"), "LLMCACHE_DEMO_BACKEND": "database", **environ})
     env.pop("OPENAI_API_KEY", None)
     for command in (["migrate", "--noinput", "-v", "0"], ["createcachetable"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
@@ -38,22 +39,35 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = Server("uvicorn", port)
     server.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server._wait_until_listening()
-    yield f"http://127.0.0.1:{port}"
+    return server
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo as `make demo` serves it, on its embedded database cache."""
+    server = start_demo(tmp_path_factory.mktemp("demo"))
+    yield f"http://127.0.0.1:{server.port}"
     server.stop()
 
 
-@pytest.fixture
-def page(demo_url: str) -> Iterator[Page]:
-    """A page of headless Chromium on the demo."""
+@contextmanager
+def browser_page(url: str) -> Iterator[tuple[Browser, Page]]:
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("The demo browser test needs Chromium: apt-get install -y chromium")
     with sync_playwright() as playwright:
         browser: Browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(base_url=demo_url)
+        page = browser.new_page(base_url=url)
         page.goto("/")
-        yield page
+        yield browser, page
         browser.close()
+
+
+@pytest.fixture
+def page(demo_url: str) -> Iterator[Page]:
+    """A page of headless Chromium on the demo."""
+    with browser_page(demo_url) as (_, page):
+        yield page
 
 
 def ask(page: Page, view: str, prompt: str = PROMPT) -> None:
@@ -77,3 +91,135 @@ def test_first_ask_streams_live_and_the_second_is_replayed_from_the_cache(page: 
     expect(page.locator("#timing")).to_contain_text("chunks")
     expect(page.locator("#tokens")).to_contain_text("tokens saved")
     assert int(page.locator("#tokens-saved").text_content() or 0) > 0
+
+
+# When it goes wrong: the page says so, and is ready for the next question
+
+
+def expect_ready_for_another_ask(page: Page) -> None:
+    for view in ("sync", "async"):
+        expect(page.locator(f"button[data-view={view}]")).to_be_enabled()
+
+
+@pytest.mark.parametrize("view", ["sync", "async"])
+def test_a_blank_prompt_shows_the_servers_refusal_instead_of_streaming_for_ever(page: Page, view: str) -> None:
+    ask(page, view, "   ")  # passes the browser's `required` check; the form strips it to nothing
+    expect(page.locator("#outcome")).to_have_text("Error · no answer")
+    expect(page.locator("#stream-error")).to_have_text(
+        "The server answered 400 Bad Request: prompt — This field is required."
+    )
+    expect_ready_for_another_ask(page)
+
+
+def test_a_refused_csrf_token_is_shown_as_the_servers_answer(page: Page) -> None:
+    page.locator("input[name=csrfmiddlewaretoken]").evaluate("input => input.value = 'stale'")
+    ask(page, "sync")
+    expect(page.locator("#stream-error")).to_have_text(re.compile(r"^The server answered 403 Forbidden"))
+    expect_ready_for_another_ask(page)
+
+
+def test_a_server_error_in_front_of_the_demo_is_shown(page: Page) -> None:
+    # What a proxy in front of the site answers when the worker behind it is gone.
+    page.route(
+        "**/stream/", lambda route: route.fulfill(status=502, body="<h1>Bad Gateway</h1>", content_type="text/html")
+    )
+    ask(page, "sync")
+    expect(page.locator("#stream-error")).to_have_text(re.compile(r"^The server answered 502\b.*\.$"))
+    expect_ready_for_another_ask(page)
+
+
+def test_a_dropped_connection_is_shown_and_the_next_ask_works(page: Page) -> None:
+    page.route("**/stream/", lambda route: route.abort("connectionreset"))
+    ask(page, "async")
+    expect(page.locator("#stream-error")).to_contain_text("The server could not be reached")
+    expect_ready_for_another_ask(page)
+    page.unroute("**/stream/")
+    ask(page, "async", "And after the connection came back?")
+    expect(page.locator("#outcome")).to_have_text(re.compile("^Cache (miss|hit) · "))
+
+
+# One stream at a time in a tab; one model call for a question two tabs ask at once
+
+
+@pytest.fixture(scope="module")
+def slow_demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo with a slow model (4 s an answer): time to act while an answer streams."""
+    server = start_demo(tmp_path_factory.mktemp("slow-demo"), LLMCACHE_DEMO_LATENCY="4.0")
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+def test_the_buttons_are_disabled_while_an_answer_streams(slow_demo_url: str) -> None:
+    with browser_page(slow_demo_url) as (_, page):
+        ask(page, "sync", "Can two answers interleave?")
+        page.wait_for_function(STREAMING_PART_WAY)
+        for view in ("sync", "async"):
+            expect(page.locator(f"button[data-view={view}]")).to_be_disabled()
+        for badge in ("#timing", "#tokens"):  # no empty grey pills while the answer streams
+            expect(page.locator(badge)).to_be_hidden()
+        expect(page.locator("#outcome")).to_have_text("Cache miss · streamed live from the model")
+        expect_ready_for_another_ask(page)
+        live = page.locator("#answer-text").text_content()
+        ask(page, "async", "Can two answers interleave?")
+        expect(page.locator("#outcome")).to_have_text("Cache hit · replayed from the cache")
+        expect(page.locator("#answer-text")).to_have_text(live or "")  # one answer, not two woven together
+
+
+def test_two_tabs_asking_at_once_make_one_model_call(slow_demo_url: str) -> None:
+    prompt = "What does single-flight save when two tabs ask at once?"
+    with browser_page(slow_demo_url) as (browser, first):
+        second = browser.new_page(base_url=slow_demo_url)
+        second.goto("/")
+        ask(first, "sync", prompt)
+        first.wait_for_function(STREAMING_PART_WAY)  # the model call is under way
+        ask(second, "async", prompt)
+        expect(first.locator("#outcome")).to_have_text("Cache miss · streamed live from the model")
+        expect(second.locator("#outcome")).to_have_text("Cache hit · replayed from the cache", timeout=15_000)
+        expect(second.locator("#answer-text")).to_have_text(first.locator("#answer-text").text_content() or "")
+        assert int(second.locator("[data-stat=coalesced]").text_content() or 0) == 1  # it waited for the first's call
+
+
+# A cache whose server is down
+
+
+@pytest.fixture(scope="module")
+def dead_cache_demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo on a Redis that is not running."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    server = start_demo(
+        tmp_path_factory.mktemp("dead-demo"), LLMCACHE_DEMO_BACKEND="redis", LLMCACHE_DEMO_REDIS_URL=dead
+    )
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+@pytest.mark.parametrize("view", ["sync", "async"])
+def test_with_the_server_down_the_page_says_the_cache_was_unavailable(dead_cache_demo_url: str, view: str) -> None:
+    with browser_page(dead_cache_demo_url) as (_, page):
+        ask(page, view, f"Is the cache there? ({view})")
+        expect(page.locator("#outcome")).to_have_text("Cache unavailable · streamed live from the model, not stored")
+        expect(page.locator("#stream-hint")).to_contain_text("was not stored")
+        expect(page.locator("#stream-hint")).not_to_contain_text("this time the answer comes from the cache")
+
+
+def test_with_the_server_down_a_posted_form_says_so_too(dead_cache_demo_url: str) -> None:
+    with browser_page(dead_cache_demo_url) as (_, page):
+        page.evaluate(
+            "document.getElementById('ask').addEventListener('submit', e => e.stopImmediatePropagation(), true)"
+        )
+        ask(page, "sync", "Without JavaScript streaming?")
+        expect(page.locator("#posted-result .badge").first).to_have_text(
+            "Cache unavailable · the model answered, nothing was stored"
+        )
+
+
+def test_the_tab_gets_an_icon_not_a_404(page: Page) -> None:
+    response = page.request.get("/favicon.ico")
+    assert response.status == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert page.evaluate("""async () => {
+        const image = new Image();
+        image.src = "/favicon.ico";
+        await image.decode();
+        return image.naturalWidth > 0;
+    }""")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -144,26 +145,103 @@ def test_our_view_serves_the_same_registry_and_speaks_openmetrics(redis_alias: L
     assert Client().post("/llm-metrics").status_code == 405
 
 
-def test_counters_never_go_down_through_a_reset_or_a_rebuilt_cache(
-    make_llm_cache: Callable[..., LLMCache], redis_server: servers.Server
-) -> None:
+def collector_of(cache: LLMCache) -> Callable[[], Samples]:
+    """A worker's /metrics: a registry whose collector sees ``cache`` as its alias 'default'."""
     registry = CollectorRegistry()
-    registry.register(LLMCacheCollector())
+    registry.register(LLMCacheCollector(caches=lambda: {"default": cache}))
+    return lambda: parse(generate_latest(registry).decode())
 
-    def misses() -> float:
-        return value(parse(generate_latest(registry).decode()), "llmcache_misses_total", alias="default")
 
-    cache = make_llm_cache("alias-django-redis")
-    cache.lookup("one", "llm")
-    cache.lookup("two", "llm")
-    assert misses() == 2
-    cache.reset_stats()  # `llm_cache_stats --reset`: the process's counters start again from 0
-    cache.lookup("three", "llm")
-    assert misses() == 3
-    rebuilt = make_llm_cache("alias-django-redis")  # settings changed: a new cache, new counters
-    assert rebuilt is not cache
-    rebuilt.lookup("four", "llm")
-    assert misses() == 4
+def totals(samples: Samples) -> dict[str, float]:
+    return {name: value(samples, f"llmcache_{name}_total", alias="default") for name in ("hits", "misses", "writes")}
+
+
+def test_every_worker_serves_the_same_totals(redis_server: servers.Server) -> None:
+    import redis
+
+    from llmcache_django import RedisLLMCache
+
+    namespace = f"workers{uuid.uuid4().hex[:8]}"
+    # Two workers: each its own cache object and in-process counters, one Redis namespace.
+    first, second = (RedisLLMCache(redis.Redis(port=redis_server.port), namespace=namespace) for _ in range(2))
+    scrape_first, scrape_second = collector_of(first), collector_of(second)
+    model = GenericFakeChatModel(messages=slow_answers(0), cache=first)
+    for _ in range(3):
+        model.invoke("Which worker answered?")  # all on the first worker: 1 miss, 1 write, 2 hits
+    second.lookup("only the second worker", "llm")  # and 1 miss on the second,
+    second.flush_stats()  # shared within a second, as every worker's counts are
+    expected = {"hits": 2, "misses": 2, "writes": 1}
+    assert totals(scrape_first()) == expected
+    assert totals(scrape_second()) == expected
+
+
+CHILD = """
+import json, os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+import django
+django.setup()
+from django.test.utils import override_settings
+from langchain_core.language_models import FakeListChatModel
+from llmcache_django import llm_caches
+with override_settings(CACHES=json.loads(sys.argv[1]), LLM_CACHES=json.loads(sys.argv[2])):
+    model = FakeListChatModel(responses=["an answer"], cache=llm_caches["default"])
+    for index in range(20):
+        model.invoke(f"question {index % 4}")  # 4 misses, then 16 hits; shared when it exits
+"""
+
+
+def test_a_worker_that_never_used_the_cache_serves_what_the_others_counted(
+    make_llm_cache: Callable[..., LLMCache],
+) -> None:
+    import json
+
+    from django.conf import settings
+
+    from llmcache_django import llm_caches
+
+    make_llm_cache("alias-django-redis")
+    argv = [sys.executable, "-c", CHILD, json.dumps(settings.CACHES), json.dumps(settings.LLM_CACHES)]
+    subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, timeout=120)
+    llm_caches.reset()  # this worker has built nothing: the scrape builds the alias and reads it
+    assert totals(scrape()) == {"hits": 16, "misses": 4, "writes": 4}
+
+
+def test_a_reset_is_a_counter_reset_in_every_worker(redis_server: servers.Server) -> None:
+    import redis
+
+    from llmcache_django import RedisLLMCache
+
+    namespace = f"reset{uuid.uuid4().hex[:8]}"
+    first, second = (RedisLLMCache(redis.Redis(port=redis_server.port), namespace=namespace) for _ in range(2))
+    scrape_first, scrape_second = collector_of(first), collector_of(second)
+    first.lookup("one", "llm")
+    first.flush_stats()  # shared within a second
+    second.lookup("two", "llm")
+    assert totals(scrape_second())["misses"] == 2
+    first.reset_stats()  # `llm_cache_stats --reset` in one process
+    first.lookup("three", "llm")
+    assert totals(scrape_first())["misses"] == totals(scrape_second())["misses"] == 1
+
+
+def test_with_the_server_killed_a_scrape_serves_the_last_totals_plus_this_workers_errors() -> None:
+    import redis
+
+    from llmcache_django import RedisLLMCache
+
+    server = servers.start_redis()
+    try:
+        cache = RedisLLMCache(redis.Redis(port=server.port, socket_connect_timeout=0.5), namespace="outage")
+        scrape_worker = collector_of(cache)
+        cache.lookup("before", "llm")
+        cache.update("before", "llm", [])
+        assert totals(scrape_worker()) == {"hits": 0, "misses": 1, "writes": 1}
+        server.kill()
+        cache.lookup("during", "llm")  # fails: an error, counted here only
+        during = scrape_worker()
+        assert totals(during) == {"hits": 0, "misses": 1, "writes": 1}  # nothing went backwards
+        assert value(during, "llmcache_errors_total", alias="default") == 1
+    finally:
+        server.stop()
 
 
 def test_a_counter_added_to_stats_is_exported_without_a_change_here(
@@ -189,12 +267,16 @@ def test_an_alias_with_stats_off_exports_latency_but_no_counters(make_llm_cache:
     assert moved(before, after, "llmcache_lookup_seconds_count", alias="default") == 1
 
 
-def test_scraping_builds_no_cache_and_opens_no_connection() -> None:
-    from llmcache_django import llm_caches
+def test_an_alias_with_wrong_settings_is_left_out_and_the_others_are_served(redis_alias: LLMCache) -> None:
+    from django.conf import settings
 
-    llm_caches.reset()
-    scrape()
-    assert llm_caches.built() == {}
+    redis_alias.lookup("prompt", "llm")
+    redis_alias.flush_stats()  # changed settings rebuild the cache: this one's counts are shared first
+    broken = {**settings.LLM_CACHES, "broken": {"CACHE": "no-such-cache"}}
+    with override_settings(LLM_CACHES=broken):
+        samples = scrape()
+    assert value(samples, "llmcache_misses_total", alias="default") >= 1
+    assert not any(dict(labels).get("alias") == "broken" for _, labels in samples)
 
 
 NO_EXTRAS = """

@@ -206,6 +206,18 @@ async def test_a_dead_server_does_not_break_an_astream(kind: str, own_server: An
     assert cache.stats is not None and cache.stats.snapshot()["errors"] >= 1
 
 
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_the_miss_marker_says_the_cache_was_unavailable_while_the_server_is_down(kind: str, own_server: Any) -> None:
+    server = own_server(kind)
+    cache = cache_on(server)
+    model = cached(ToolCallingChatModel(text="answered live"), cache=cache)
+    assert list(model.stream(QUESTION))[-1].response_metadata[MARKER_KEY] == {"hit": False, "alias": None}
+    server.kill()
+    streamed = list(model.stream("another question"))[-1].response_metadata[MARKER_KEY]
+    invoked = model.invoke("a third question").response_metadata[MARKER_KEY]
+    assert streamed == invoked == {"hit": False, "alias": None, "unavailable": True}
+
+
 def test_replayed_chunks_are_langchain_chunks() -> None:
     from llmcache_django.replay import message_chunks, text_chunks
 

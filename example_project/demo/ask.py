@@ -18,6 +18,8 @@ class Answer:
     cache_hit: bool
     seconds: float
     total_tokens: int
+    #: The cache's server could not be reached: the model answered and nothing was stored.
+    cache_unavailable: bool = False
 
     @property
     def milliseconds(self) -> int:
@@ -47,9 +49,11 @@ async def aask(prompt: str) -> Answer:
 def answer_from(message: BaseMessage, seconds: float) -> Answer:
     """The page's view of `message`: the hit marker of `cached(...)` says where it came from."""
     usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    marker = message.response_metadata.get("llm_cache", {})
     return Answer(
         text=str(message.text),
-        cache_hit=bool(message.response_metadata.get("llm_cache", {}).get("hit")),
+        cache_hit=bool(marker.get("hit")),
         seconds=seconds,
         total_tokens=usage["total_tokens"] if usage else 0,
+        cache_unavailable=bool(marker.get("unavailable")),
     )

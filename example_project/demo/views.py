@@ -44,7 +44,7 @@ def stream(request: HttpRequest) -> HttpResponseBase:
     """Stream the answer from a sync view with `stream()`."""
     form = PromptForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest(form.errors.as_text())
+        return _refused(form)
     start_tally(request.session)
     events = answer_events(form.cleaned_data["prompt"], lambda answer: _tally(request, answer))
     # Under ASGI, Django would read a sync iterator to its end before sending a byte.
@@ -56,10 +56,15 @@ async def astream(request: HttpRequest) -> HttpResponseBase:
     """Stream the answer from an async view with `astream()`: no thread per chunk."""
     form = PromptForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest(form.errors.as_text())
+        return _refused(form)
     await sync_to_async(start_tally)(request.session)
     events = aanswer_events(form.cleaned_data["prompt"], sync_to_async(lambda answer: _tally(request, answer)))
     return _event_stream(events)
+
+
+def _refused(form: PromptForm) -> HttpResponseBadRequest:
+    # Plain text: the page shows it as the reason no answer came.
+    return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain; charset=utf-8")
 
 
 def _event_stream(events: Any) -> StreamingHttpResponse:

@@ -11,21 +11,24 @@ from django.contrib.admin.models import CHANGE
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 from llmcache_django.admin_views.common import (
+    ServerUnavailable,
     admin_url,
     cache_or_404,
     count_text,
     entry_or_404,
+    error_text,
     log_deletion,
     reading,
     render_page,
     require_clear,
 )
-from llmcache_django.admin_views.display import prompt_text
+from llmcache_django.admin_views.display import entry_label, prompt_text
 from llmcache_django.operations import PartialDeleteError
 from llmcache_django.stores.memcached_pool import IncompleteClearError
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
+    from llmcache_django.cache import LLMCache
 
 logger = logging.getLogger("llmcache_django")
 
@@ -43,6 +46,17 @@ def clear(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> HttpR
         return _delete_and_report(request, alias, back, scope, lambda: cache.delete_entries(model=model or None))
     with reading(cache):
         count = cache.count_entries(model=model or None)
+    if model and count == 0:  # nothing to confirm: say so, offer no button
+        return render_page(
+            model_admin,
+            request,
+            "nothing_to_clear.html",
+            f"No entries of model {model!r} in LLM cache “{alias}”",
+            alias=alias,
+            cache=cache,
+            model=model,
+            back_url=admin_url(model_admin, "entries", alias),
+        )
     return render_page(
         model_admin,
         request,
@@ -63,7 +77,7 @@ def delete_entry(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str, n
     """Delete one entry after confirmation."""
     require_clear(model_admin, request)
     cache, info, _ = entry_or_404(alias, name)
-    scope = f"entry {name} of model {info.model!r} in LLM cache {alias!r}"
+    scope = f"entry {entry_label(info)} in LLM cache {alias!r}"
     if request.method == "POST":
         back = admin_url(model_admin, "entries", alias)
         return _delete_and_report(request, alias, back, scope, lambda: int(cache.delete_entry(name)))
@@ -103,8 +117,8 @@ def _delete_and_report(
         )
         return HttpResponseRedirect(back)
     except Exception as exc:  # the server is down: say so; nothing went, so nothing is logged
-        logger.warning("LLM cache admin: deleting %s failed: %s", scope, exc)
-        messages.error(request, f"Could not delete {scope}: {type(exc).__name__}: {exc}")
+        logger.warning("LLM cache admin: deleting %s failed: %s", scope, error_text(exc))
+        messages.error(request, f"Could not delete {scope}: {error_text(exc)}")
         return HttpResponseRedirect(back)
     _log_and_tell(
         request,
@@ -122,15 +136,14 @@ def reset_stats(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) ->
     cache = cache_or_404(alias)
     back = admin_url(model_admin, "changelist")
     if request.method == "POST":
-        try:
-            cache.reset_stats()
-        except Exception as exc:
-            messages.error(request, f"Could not reset the stats of LLM cache {alias!r}: {type(exc).__name__}: {exc}")
-            return HttpResponseRedirect(back)
-        text = f"Reset the shared stats of LLM cache {alias!r} (hits, misses, writes, errors, savings); entries kept."
-        log_deletion(request, alias, text, what=f"stats of LLM cache {alias!r}", flag=CHANGE)
-        messages.success(request, text)
-        return HttpResponseRedirect(back)
+        return _reset_and_report(request, cache, back)
+    with reading(cache):  # a server that cannot be read cannot be reset: say so before asking
+        stats = cache.shared_stats()
+    down = cache.store.unreachable_nodes()  # a pool answers a failed node's keys with zeros
+    if down:
+        raise ServerUnavailable(
+            cache, f"LLM cache {alias!r} on {cache.store.describe()}: node {', '.join(down)} is not answering."
+        )
     return render_page(
         model_admin,
         request,
@@ -138,8 +151,24 @@ def reset_stats(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) ->
         f"Reset the stats of LLM cache “{alias}”?",
         alias=alias,
         cache=cache,
+        stats=stats,
         cancel_url=back,
     )
+
+
+def _reset_and_report(request: HttpRequest, cache: LLMCache, back: str) -> HttpResponse:
+    alias = cache.alias
+    try:
+        cache.reset_stats()
+    except Exception as exc:
+        text = f"Could not reset the stats of LLM cache {alias!r}; nothing was changed: {error_text(exc)}"
+        logger.warning("LLM cache admin: %s", text)
+        messages.error(request, text)
+        return HttpResponseRedirect(back)
+    text = f"Reset the shared stats of LLM cache {alias!r} (hits, misses, writes, errors, savings); entries kept."
+    log_deletion(request, alias, text, what=f"stats of LLM cache {alias!r}", flag=CHANGE)
+    messages.success(request, text)
+    return HttpResponseRedirect(back)
 
 
 def _log_and_tell(request: HttpRequest, alias: str, text: str, level: int, *, what: str = "") -> None:

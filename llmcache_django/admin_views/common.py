@@ -65,11 +65,16 @@ class ServerUnavailable(Exception):
         self.text = text
 
 
-def server_error_text(cache: LLMCache, exc: BaseException) -> str:
-    """What failed, where: the alias, the server(s) and the exception, never an empty message."""
+def error_text(exc: BaseException) -> str:
+    """``"ConnectionError: <message>"``, never an empty message (the class's docstring stands in)."""
     doc = (type(exc).__doc__ or "").strip().splitlines()
     message = str(exc).strip() or (doc[0] if doc else "") or "no message"
-    return f"LLM cache {cache.alias!r} on {cache.store.describe()}: {type(exc).__name__}: {message}"
+    return f"{type(exc).__name__}: {message}"
+
+
+def server_error_text(cache: LLMCache, exc: BaseException) -> str:
+    """What failed, where: the alias, the server(s) and the exception, never an empty message."""
+    return f"LLM cache {cache.alias!r} on {cache.store.describe()}: {error_text(exc)}"
 
 
 @contextmanager

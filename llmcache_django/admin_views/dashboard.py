@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 
 from llmcache_django.admin_views.common import (
     admin_url,
+    error_text,
     format_seconds,
     render_page,
     require_view,
@@ -121,8 +122,8 @@ def summarize(model_admin: LLMCacheAdmin, alias: str) -> AliasSummary:
         if summary.can_list:
             _tally(model_admin, summary, cache)
     except Exception as exc:  # one unreachable server must not take the whole dashboard down
-        logger.warning("LLM cache admin: cannot read alias %r: %s", alias, exc)
         summary.error = server_error_text(cache, exc)
+        logger.warning("LLM cache admin: cannot read alias %r: %s", alias, summary.error)
     return summary
 
 
@@ -144,7 +145,7 @@ def _describe(summary: AliasSummary, cache: LLMCache) -> None:
     try:
         summary.cluster_nodes = node_states(cache.store)
     except Exception as exc:  # no node answered at all: the stats read below reports it
-        logger.warning("LLM cache admin: cannot list the nodes of %r: %s", summary.alias, exc)
+        logger.warning("LLM cache admin: cannot list the nodes of %r: %s", summary.alias, error_text(exc))
 
 
 def _read_stats(summary: AliasSummary, cache: LLMCache) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.outputs import Generation
+
+if TYPE_CHECKING:
+    from llmcache_django.listing import EntryInfo
 
 #: LangChain's ``llm_string``: the model's JSON description, this separator, then its call parameters.
 PARAMS_SEPARATOR = "---"
@@ -67,6 +70,17 @@ def prompt_preview(prompt: str) -> str:
         asked = []
     text = content_text(asked[-1].get("content", "")) if asked else prompt_text(prompt)
     return " ".join(text.split())
+
+
+#: How much of the prompt names an entry in confirmations, messages and "Recent actions".
+LABEL_PROMPT_CHARS = 40
+
+
+def entry_label(info: EntryInfo) -> str:
+    """An entry as people tell it apart: ``“What is the capital of Fra…” of model 'gpt-4o'``."""
+    prompt = prompt_preview(info.prompt)
+    short = prompt if len(prompt) <= LABEL_PROMPT_CHARS else prompt[: LABEL_PROMPT_CHARS - 1].rstrip() + "…"
+    return f"“{short}” of model {info.model!r}"
 
 
 def _message_line(message: dict[str, Any]) -> str:

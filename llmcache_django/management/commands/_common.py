@@ -54,6 +54,14 @@ def _comparable(model: str) -> str:
     return re.sub(r"[^a-z0-9]", "", model.lower())
 
 
+def non_blank(option: str, value: str | None) -> str | None:
+    """``value`` if given and not blank; an empty or blank filter is a CommandError, never "no filter"
+    (a shell variable that happens to be empty must not widen a clear to everything)."""
+    if value is not None and not value.strip():
+        raise CommandError(f"{option} {value!r} is empty; name a value, or leave {option} out. Nothing was deleted.")
+    return value
+
+
 def parse_age(text: str) -> float:
     """``"90"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> seconds."""
     match = AGE_RE.match(text.strip().lower())

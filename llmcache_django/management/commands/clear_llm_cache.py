@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from llmcache_django.cache import LLMCache
 from llmcache_django.management.commands._common import (
     add_alias_arguments,
+    non_blank,
     parse_age,
     progress_printer,
     resolve_model,
@@ -37,8 +38,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: str, **options: Any) -> None:
-        older_than = parse_age(options["older_than"]) if options["older_than"] else None
-        plans = [(cache, self._filters(cache, options["model"], older_than)) for cache in self._caches(options)]
+        model, age = non_blank("--model", options["model"]), non_blank("--older-than", options["older_than"])
+        older_than = parse_age(age) if age is not None else None
+        plans = [(cache, self._filters(cache, model, older_than)) for cache in self._caches(options)]
         if options["interactive"] and not options["dry_run"] and not self._confirmed(plans):
             self.stdout.write("Cancelled; nothing was deleted.")
             return
@@ -50,7 +52,7 @@ class Command(BaseCommand):
         return selected_caches(options["aliases"], options["all"])
 
     def _filters(self, cache: LLMCache, model: str | None, older_than: float | None) -> dict[str, Any]:
-        if model and cache.can_list:
+        if model is not None and cache.can_list:
             with server_errors(cache, "listing models"):
                 model = resolve_model(cache, model)
         return {"model": model, "older_than": older_than}
@@ -78,7 +80,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"LLM cache {cache.alias!r}: {cache.store.describe()}, namespace {cache.namespace!r}{_describe(filters)}"
             )  # type: ignore[attr-defined]
-        with server_errors(cache, "clearing"):
+        with server_errors(cache, "counting entries" if dry_run else "clearing"):
             try:
                 count = cache.delete_entries(**filters, dry_run=dry_run, progress=self._progress(cache, filters))
             except PartialDeleteError as exc:
