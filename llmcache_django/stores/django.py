@@ -10,6 +10,8 @@ from django.core.cache import BaseCache as DjangoCache
 from django.core.cache.backends.locmem import LocMemCache
 
 from llmcache_django.registry import spec_of_cache
+from llmcache_django.stores.base import ServerProbe
+from llmcache_django.stores.database import closing_probe
 from llmcache_django.stores.generational import GenerationalStore, T
 
 
@@ -30,6 +32,9 @@ class DjangoStore(GenerationalStore):
         self.cache = cache
         self.namespace = namespace
         self.alias = alias
+
+    def probes(self) -> list[ServerProbe]:
+        return closing_probe(self)
 
     def describe(self) -> str:
         return f"Django cache {self.alias!r} ({type(self.cache).__module__}.{type(self.cache).__name__})"

@@ -155,6 +155,14 @@ class RedisStore(Store):
         else:
             self.client.hdel(self.counters_key, *names)
 
+    async def areset_counters(self, names: list[str]) -> None:
+        loop_client = self._loops.get()
+        async with loop_client.slots:
+            if set(names) >= set(COUNTERS):
+                await loop_client.client.unlink(self.counters_key)
+            else:
+                await loop_client.client.hdel(self.counters_key, *names)
+
     def _entry_keys(self, keys: Iterable[bytes | str]) -> Iterator[bytes | str]:
         start = len(self.prefix)
         return (key for key in keys if is_entry_name(_text(key)[start:]))
