@@ -12,7 +12,7 @@ import redis.asyncio
 from llmcache_django.listing import is_entry_name
 from llmcache_django.stats import COUNTERS
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, LEASE_DONE, Store
-from llmcache_django.stores.redis_clients import derive_client, family_of, lacks_timeouts
+from llmcache_django.stores.redis_clients import derive_client, family_of, is_bounded
 from llmcache_django.stores.redis_loops import LoopClients
 
 #: Keys removed per UNLINK while clearing a namespace, and values read per MGET when listing.
@@ -29,10 +29,12 @@ class RedisStore(Store):
     ``async_max_connections`` calls at once: a burst of lookups queues (up to
     ``async_pool_timeout`` seconds) instead of failing with "Too many connections". A loop's
     client is released when the loop shuts down. Sync calls use the given sync client, or one
-    made from the async client. ``server_timeout`` bounds each socket operation wherever the
-    given client sets no socket or connect timeout (the cache then uses a copy of the client
-    with that timeout added); a given client's own timeouts are kept. ``clear()`` SCANs the namespace and UNLINKs what it finds, so the
-    memory is reclaimed and nothing else is touched.
+    made from the async client. Every call is one try of at most ``server_timeout`` seconds to
+    connect and as many to answer: where the given client sets no timeout, a longer one, or
+    retries (redis-py's ``Redis()`` retries 10 times), the cache uses a copy of it with those
+    timeouts and no retries (``None``: the client as given). A dropped pooled connection is
+    retried once by the cache itself. ``clear()`` SCANs the namespace and UNLINKs what it
+    finds, so the memory is reclaimed and nothing else is touched.
     """
 
     def __init__(
@@ -60,10 +62,13 @@ class RedisStore(Store):
         self._connection_error: type[Exception] = errors.ConnectionError
 
     def _sync_client(self, client: redis.Redis | None) -> redis.Redis:
-        if client is not None and not (self._server_timeout is not None and lacks_timeouts(client)):
+        if client is not None and is_bounded(client, self._server_timeout):
             return client
         return derive_client(  # type: ignore[no-any-return]
-            client if client is not None else self._source, asynchronous=False, server_timeout=self._server_timeout
+            client if client is not None else self._source,
+            asynchronous=False,
+            server_timeout=self._server_timeout,
+            retries=self._server_timeout is None,
         )
 
     def _new_async_client(self) -> redis.asyncio.Redis:
@@ -72,6 +77,7 @@ class RedisStore(Store):
             asynchronous=True,
             server_timeout=self._server_timeout,
             max_connections=self._async_max_connections,
+            retries=self._server_timeout is None,
         )
 
     def _decodes_responses(self) -> bool:
