@@ -11,7 +11,7 @@ import redis.asyncio
 
 from llmcache_django.listing import is_entry_name
 from llmcache_django.stats import COUNTERS
-from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, LEASE_DONE, Store
+from llmcache_django.stores.base import DEFAULT_MAX_ENTRY_BYTES, DEFAULT_SERVER_TIMEOUT, LEASE_DONE, Store
 from llmcache_django.stores.redis_clients import derive_client, family_of, is_bounded
 from llmcache_django.stores.redis_loops import LoopClients
 
@@ -33,8 +33,10 @@ class RedisStore(Store):
     connect and as many to answer: where the given client sets no timeout, a longer one, or
     retries (redis-py's ``Redis()`` retries 10 times), the cache uses a copy of it with those
     timeouts and no retries (``None``: the client as given). A dropped pooled connection is
-    retried once by the cache itself. ``clear()`` SCANs the namespace and UNLINKs what it
-    finds, so the memory is reclaimed and nothing else is touched.
+    retried once by the cache itself. A lookup reads at most one byte past
+    ``max_value_bytes`` (``GETRANGE``), so an oversize value planted under an entry's key is
+    never transferred whole. ``clear()`` SCANs the namespace and UNLINKs what it finds, so the
+    memory is reclaimed and nothing else is touched.
     """
 
     def __init__(
@@ -46,10 +48,12 @@ class RedisStore(Store):
         async_max_connections: int = 50,
         async_pool_timeout: float = 20.0,
         server_timeout: float | None = DEFAULT_SERVER_TIMEOUT,
+        max_value_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     ) -> None:
         if client is None and async_client is None:
             raise ValueError("RedisStore needs a sync client, an async client or both")
         self.prefix = prefix
+        self.max_value_bytes = max_value_bytes
         self._source: Any = async_client if async_client is not None else client
         self._async_max_connections = async_max_connections
         self._server_timeout = server_timeout
@@ -99,7 +103,22 @@ class RedisStore(Store):
         return f"{library} {where} db {kwargs.get('db', 0)} (prefix {self.prefix!r})"
 
     def get(self, name: str) -> bytes | None:
-        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+        return self._read(self.client, self.prefix + name)
+
+    def _read(self, client: Any, key: str) -> bytes | None:
+        """The value under ``key`` up to one byte past :attr:`max_value_bytes` (the cache
+        refuses it then: a longer value is never transferred whole), or ``None``."""
+        value = client.getrange(key, 0, self.max_value_bytes)
+        if value:
+            return value  # type: ignore[no-any-return]
+        return value if client.exists(key) else None  # GETRANGE reads a missing key as empty
+
+    async def _aread(self, client: Any, key: str) -> bytes | None:
+        """Async :meth:`_read`."""
+        value = await client.getrange(key, 0, self.max_value_bytes)
+        if value:
+            return value  # type: ignore[no-any-return]
+        return value if await client.exists(key) else None
 
     def set(self, name: str, value: bytes, ttl: float | None) -> None:
         self.client.set(self.prefix + name, value, px=_milliseconds(ttl))
@@ -168,7 +187,7 @@ class RedisStore(Store):
     async def aget(self, name: str) -> bytes | None:
         loop_client = self._loops.get()
         async with loop_client.slots:
-            return await loop_client.client.get(self.prefix + name)  # type: ignore[no-any-return]
+            return await self._aread(loop_client.client, self.prefix + name)
 
     async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
         loop_client = self._loops.get()
@@ -209,7 +228,7 @@ class RedisStore(Store):
         return bool(self.client.set(self.prefix + name, token, nx=True, px=_milliseconds(ttl)))
 
     def read_lease(self, name: str) -> bytes | None:
-        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+        return self._read(self.client, self.prefix + name)  # on the lookup path too: bounded
 
     def end_lease(self, name: str, done_ttl: float | None) -> None:
         if done_ttl is None:

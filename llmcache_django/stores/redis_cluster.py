@@ -192,16 +192,16 @@ class RedisClusterStore(RedisStore):
         key = self.prefix + name
         client = self.client
         if client.read_from_replicas or client.load_balancing_strategy:
-            return client.get(key)  # type: ignore[no-any-return]
+            return self._read(client, key)
         try:
             # The hot path: straight to the primary owning the key's slot, skipping the
             # cluster client's per-command routing (about 40 µs of Python per lookup).
             node = client.nodes_manager.get_node_from_slot(key_slot(client.encoder.encode(key)))
-            return client.get_redis_connection(node).get(key)  # type: ignore[no-any-return]
+            return self._read(client.get_redis_connection(node), key)
         except RedisTimeoutError:
             raise  # a stalled node: asking the cluster client would wait on it a second time
         except Exception:  # moved, failed over or not connected: the cluster client sorts it out
-            return client.get(key)  # type: ignore[no-any-return]
+            return self._read(client, key)
 
     def _decodes_responses(self) -> bool:
         return bool(cluster_settings(self._source).get("decode_responses"))
