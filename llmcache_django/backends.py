@@ -28,8 +28,9 @@ class RedisLLMCache(LLMCache):
     ``key_prefix`` defaults to ``"<namespace>:"``. The missing client, and one async client
     per event loop, are made with every connection setting of the given one (Sentinel
     included); a setting that cannot be carried raises :class:`ClientSettingError` here.
-    ``server_timeout`` (seconds) is the socket and connect timeout wherever the given client
-    sets none. Extra keyword arguments go to :class:`LLMCache`.
+    ``server_timeout`` (seconds) bounds every cache call: one try, at most that long to connect
+    and to answer (a given client with no, longer timeouts or retries is used through a copy
+    without them; ``None`` uses it as given). Extra keyword arguments go to :class:`LLMCache`.
     """
 
     def __init__(
