@@ -71,3 +71,18 @@ def test_an_entry_as_large_as_a_raised_limit_still_hits(kind: str, make_llm_cach
     assert cache.lookup("big", LLM) == big
     assert asyncio.run(cache.alookup("big", LLM)) == big
     assert cache.stats.errors == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", ["redis", "alias-valkey", "redis-cluster"])
+def test_listing_skips_an_oversize_value_without_reading_it_whole(
+    kind: str, make_llm_cache: Callable[..., LLMCache]
+) -> None:
+    cache = make_llm_cache(kind)
+    cache.update("kept", LLM, text_generations("kept"))
+    plant(cache, "planted", LLM, b"LC1j" + b" " * PLANTED_BYTES)
+    try:
+        listed, peak = _peak_of(lambda: [info.prompt for info in cache.entries()])
+    finally:
+        cache.store.delete(entry_digest("planted", LLM))
+    assert listed == ["kept"]
+    assert peak < 4 * cache.max_entry_bytes, f"{peak / 2**20:.1f} MiB allocated to list two entries"

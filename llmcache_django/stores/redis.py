@@ -15,7 +15,7 @@ from llmcache_django.stores.base import DEFAULT_MAX_ENTRY_BYTES, DEFAULT_SERVER_
 from llmcache_django.stores.redis_clients import derive_client, family_of, is_bounded
 from llmcache_django.stores.redis_loops import LoopClients
 
-#: Keys removed per UNLINK while clearing a namespace, and values read per MGET when listing.
+#: Keys removed per UNLINK while clearing a namespace, and values read per pipeline when listing.
 CLEAR_BATCH = 500
 LIST_BATCH = 200
 
@@ -137,9 +137,16 @@ class RedisStore(Store):
     def iter_values(self) -> Iterator[tuple[str, bytes]]:
         keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000))
         for batch in _batches(keys, LIST_BATCH):
-            for key, value in zip(batch, self.client.mget(batch), strict=True):  # type: ignore[arg-type]
-                if value is not None:
-                    yield _text(key)[len(self.prefix) :], value  # type: ignore[misc]
+            for key, value in zip(batch, self._read_batch(batch), strict=True):
+                if 0 < len(value) <= self.max_value_bytes:  # else gone since the SCAN, or not an entry
+                    yield _text(key)[len(self.prefix) :], value
+
+    def _read_batch(self, keys: list[bytes | str]) -> list[bytes]:
+        """The values under ``keys`` in one round trip, each read as far as :meth:`_read` reads."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.getrange(key, 0, self.max_value_bytes)
+            return pipe.execute()  # type: ignore[no-any-return]
 
     def set_record(self, name: str, value: bytes) -> None:
         self.client.set(self.prefix + name, value)
@@ -150,7 +157,7 @@ class RedisStore(Store):
             await loop_client.client.set(self.prefix + name, value)
 
     def get_record(self, name: str) -> bytes | None:
-        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+        return self._read(self.client, self.prefix + name)
 
     @property
     def counters_key(self) -> str:

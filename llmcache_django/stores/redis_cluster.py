@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio.cluster as async_cluster
@@ -17,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from llmcache_django.stores.base import Store
-from llmcache_django.stores.redis import CLEAR_BATCH, LIST_BATCH, RedisStore, _batches, _text
+from llmcache_django.stores.redis import CLEAR_BATCH, RedisStore, _batches
 from llmcache_django.stores.redis_clients import ClientSettingError
 
 #: Connection settings both kinds of cluster client take by the same name.
@@ -136,8 +135,9 @@ class ClusterClearError(RuntimeError):
 class RedisClusterStore(RedisStore):
     """Stores each entry as one string on the cluster node owning its slot.
 
-    Multi-key calls never cross slots: ``clear()`` and listing SCAN every primary and then
-    UNLINK / MGET slot by slot (redis-py splits them); the stats hash is one key, so its
+    Multi-key calls never cross slots: ``clear()`` and listing SCAN every primary, then
+    UNLINK slot by slot (redis-py splits them) or read each key in a pipeline (redis-py groups
+    them by node); the stats hash is one key, so its
     pipeline touches one slot. Async calls use one async cluster client per event loop.
     """
 
@@ -229,13 +229,6 @@ class RedisClusterStore(RedisStore):
         for batch in _batches(keys, CLEAR_BATCH):
             removed += self.client.unlink(*batch)  # redis-py sends one UNLINK per slot
         return removed
-
-    def iter_values(self) -> Iterator[tuple[str, bytes]]:
-        keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000))
-        for batch in _batches(keys, LIST_BATCH):
-            for key, value in zip(batch, self.client.mget_nonatomic(batch), strict=True):
-                if value is not None:
-                    yield _text(key)[len(self.prefix) :], value
 
     # The entry and its lease live on different slots, likely different nodes: a pipeline
     # would let the lease read done before the entry is there. One after the other, then.
