@@ -10,7 +10,7 @@ from django.core.cache import caches
 from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_NAMESPACE
 from llmcache_django.keys import key_prefix as make_key_prefix
-from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
+from llmcache_django.stores.base import DEFAULT_MAX_ENTRY_BYTES, DEFAULT_SERVER_TIMEOUT
 
 if TYPE_CHECKING:
     import redis
@@ -28,8 +28,9 @@ class RedisLLMCache(LLMCache):
     ``key_prefix`` defaults to ``"<namespace>:"``. The missing client, and one async client
     per event loop, are made with every connection setting of the given one (Sentinel
     included); a setting that cannot be carried raises :class:`ClientSettingError` here.
-    ``server_timeout`` (seconds) is the socket and connect timeout wherever the given client
-    sets none. Extra keyword arguments go to :class:`LLMCache`.
+    ``server_timeout`` (seconds) bounds every cache call: one try, at most that long to connect
+    and to answer (a given client with no, longer timeouts or retries is used through a copy
+    without them; ``None`` uses it as given). Extra keyword arguments go to :class:`LLMCache`.
     """
 
     def __init__(
@@ -56,6 +57,8 @@ class RedisLLMCache(LLMCache):
             async_max_connections=async_max_connections,
             async_pool_timeout=async_pool_timeout,
             server_timeout=server_timeout,
+            # The store reads no more than the cache accepts (a larger value is not read whole).
+            max_value_bytes=options.get("max_entry_bytes") or DEFAULT_MAX_ENTRY_BYTES,
         )
         super().__init__(store, ttl=ttl, namespace=namespace, **options)
 
