@@ -10,7 +10,7 @@ from django.core.cache import caches
 from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_NAMESPACE
 from llmcache_django.keys import key_prefix as make_key_prefix
-from llmcache_django.stores.base import DEFAULT_MAX_ENTRY_BYTES, DEFAULT_SERVER_TIMEOUT
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 if TYPE_CHECKING:
     import redis
@@ -58,7 +58,6 @@ class RedisLLMCache(LLMCache):
             async_pool_timeout=async_pool_timeout,
             server_timeout=server_timeout,
             # The store reads no more than the cache accepts (a larger value is not read whole).
-            max_value_bytes=options.get("max_entry_bytes") or DEFAULT_MAX_ENTRY_BYTES,
         )
         super().__init__(store, ttl=ttl, namespace=namespace, **options)
 

@@ -14,6 +14,7 @@ import pytest
 from django.test import Client, override_settings
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import Generation
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
@@ -233,7 +234,7 @@ def test_with_the_server_killed_a_scrape_serves_the_last_totals_plus_this_worker
         cache = RedisLLMCache(redis.Redis(port=server.port, socket_connect_timeout=0.5), namespace="outage")
         scrape_worker = collector_of(cache)
         cache.lookup("before", "llm")
-        cache.update("before", "llm", [])
+        cache.update("before", "llm", [Generation(text="x")])
         assert totals(scrape_worker()) == {"hits": 0, "misses": 1, "writes": 1}
         server.kill()
         cache.lookup("during", "llm")  # fails: an error, counted here only
