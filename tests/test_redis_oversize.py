@@ -86,3 +86,33 @@ def test_listing_skips_an_oversize_value_without_reading_it_whole(
         cache.store.delete(entry_digest("planted", LLM))
     assert listed == ["kept"]
     assert peak < 4 * cache.max_entry_bytes, f"{peak / 2**20:.1f} MiB allocated to list two entries"
+
+
+def test_a_server_that_runs_no_lua_is_read_with_two_commands() -> None:
+    # Managed services may disable scripting (here: EVAL and EVALSHA renamed away).
+    import redis
+
+    from llmcache_django import RedisLLMCache
+    from tests import servers
+
+    server = servers.start_redis("--rename-command", "EVALSHA", "", "--rename-command", "EVAL", "")
+    try:
+        cache = RedisLLMCache(redis.Redis(port=server.port), namespace="nolua")
+        cache.update("p", LLM, text_generations("x"))
+        assert cache.lookup("p", LLM) == text_generations("x")
+        assert cache.lookup("absent", LLM) is None
+        assert asyncio.run(cache.alookup("p", LLM)) == text_generations("x")
+        assert cache.stats is not None and cache.stats.errors == 0
+        assert cache.store._scripts is False  # type: ignore[attr-defined]  # the first read found out
+        plant(cache, "big", LLM, b"x" * (cache.max_entry_bytes + 10))
+        assert cache.lookup("big", LLM) is None  # still bounded
+        assert cache.stats.errors == 1
+    finally:
+        server.kill()
+
+
+def test_a_wrong_type_under_a_key_does_not_turn_scripts_off(make_llm_cache: Callable[..., LLMCache]) -> None:
+    cache = make_llm_cache("redis")
+    cache.store.client.hset(cache.store.prefix + entry_digest("bad", LLM), "field", "value")  # type: ignore[attr-defined]
+    assert cache.lookup("bad", LLM) is None
+    assert cache.store._scripts is True  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
@@ -15,6 +16,14 @@ from llmcache_django.stores.base import DEFAULT_MAX_ENTRY_BYTES, DEFAULT_SERVER_
 from llmcache_django.stores.redis_clients import derive_client, family_of, is_bounded
 from llmcache_django.stores.redis_loops import LoopClients
 
+#: A bounded read in one round trip: the value's first ARGV[1] + 1 bytes, or nil when there is
+#: no key (GETRANGE alone reads a missing key as empty, which would take an EXISTS more).
+READ_SCRIPT = (
+    "local value = redis.call('GETRANGE', KEYS[1], 0, ARGV[1]) "
+    "if value == '' and redis.call('EXISTS', KEYS[1]) == 0 then return false end "
+    "return value"
+)
+READ_SHA = hashlib.sha1(READ_SCRIPT.encode()).hexdigest()
 #: Keys removed per UNLINK while clearing a namespace, and values read per pipeline when listing.
 CLEAR_BATCH = 500
 LIST_BATCH = 200
@@ -64,6 +73,10 @@ class RedisStore(Store):
         errors = family_of(self._source).exceptions  # redis-py's or valkey-py's
         self.outage_errors = (*self.outage_errors, errors.ConnectionError, errors.TimeoutError)
         self._connection_error: type[Exception] = errors.ConnectionError
+        self._no_script: type[Exception] = errors.NoScriptError
+        self._response_error: type[Exception] = errors.ResponseError
+        #: Whether reads run :data:`READ_SCRIPT` (until the server says it runs no scripts).
+        self._scripts = True
 
     def _sync_client(self, client: redis.Redis | None) -> redis.Redis:
         if client is not None and is_bounded(client, self._server_timeout):
@@ -107,18 +120,36 @@ class RedisStore(Store):
 
     def _read(self, client: Any, key: str) -> bytes | None:
         """The value under ``key`` up to one byte past :attr:`max_value_bytes` (the cache
-        refuses it then: a longer value is never transferred whole), or ``None``."""
+        refuses it then: a longer value is never transferred whole), or ``None``; one round trip."""
+        if self._scripts:
+            try:
+                return client.evalsha(READ_SHA, 1, key, self.max_value_bytes)  # type: ignore[no-any-return]
+            except self._no_script:
+                return client.eval(READ_SCRIPT, 1, key, self.max_value_bytes)  # type: ignore[no-any-return]
+            except self._response_error as exc:
+                self._without_scripts(exc)
         value = client.getrange(key, 0, self.max_value_bytes)
-        if value:
-            return value  # type: ignore[no-any-return]
-        return value if client.exists(key) else None  # GETRANGE reads a missing key as empty
+        return value if value or client.exists(key) else None  # GETRANGE reads a missing key as empty
 
     async def _aread(self, client: Any, key: str) -> bytes | None:
         """Async :meth:`_read`."""
+        if self._scripts:
+            try:
+                return await client.evalsha(READ_SHA, 1, key, self.max_value_bytes)  # type: ignore[no-any-return]
+            except self._no_script:
+                return await client.eval(READ_SCRIPT, 1, key, self.max_value_bytes)  # type: ignore[no-any-return]
+            except self._response_error as exc:
+                self._without_scripts(exc)
         value = await client.getrange(key, 0, self.max_value_bytes)
-        if value:
-            return value  # type: ignore[no-any-return]
-        return value if await client.exists(key) else None
+        return value if value or await client.exists(key) else None
+
+    def _without_scripts(self, exc: Exception) -> None:
+        """A server that runs no Lua (a managed service that disables it) is read with
+        ``GETRANGE``, and ``EXISTS`` after an empty answer: a miss takes two round trips there."""
+        text = str(exc).lower()
+        if "unknown command" not in text and not text.startswith("noperm"):
+            raise exc  # about the key (WRONGTYPE ...): a miss for it, as for any read
+        self._scripts = False
 
     def set(self, name: str, value: bytes, ttl: float | None) -> None:
         self.client.set(self.prefix + name, value, px=_milliseconds(ttl))
