@@ -58,7 +58,7 @@ def plant(url: str, cluster_url: str) -> None:
         RedisLLMCache(redis.Redis.from_url(url), namespace=NAMESPACE),
         RedisLLMCache(redis.cluster.RedisCluster.from_url(cluster_url), namespace=NAMESPACE),
     ):
-        from llmcache_django.keys import entry_digest
+        from llmcache_django.core.keys import entry_digest
 
         cache.store.set(entry_digest("planted", LLM), value, None)
 

@@ -142,7 +142,7 @@ def measure_cluster(fault: str) -> dict[str, float]:
 
 
 def _entry_node_port(cache: Any) -> int:
-    from llmcache_django.listing import is_entry_name
+    from llmcache_django.core.listing import is_entry_name
 
     store = cache.store
     keys = [key.decode() for key in store.client.scan_iter(match=store.pattern)]

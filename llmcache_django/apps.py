@@ -16,7 +16,7 @@ class LLMCacheConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from llmcache_django import checks, deploy_checks  # noqa: F401  (registers the checks)
+        from llmcache_django.ops import checks, deploy_checks  # noqa: F401  (registers the checks)
 
         setting_changed.connect(_settings_changed, dispatch_uid="llmcache_django.settings_changed")
         install_global_cache()
@@ -25,10 +25,10 @@ class LLMCacheConfig(AppConfig):
 
 def install_metrics() -> None:
     """Register the Prometheus collector on the default registry, where prometheus-client is installed."""
-    from llmcache_django.latency import RECORDING
+    from llmcache_django.core.latency import RECORDING
 
     if RECORDING:
-        from llmcache_django.metrics import install
+        from llmcache_django.ops.metrics import install
 
         install()
 
@@ -41,8 +41,8 @@ def install_global_cache() -> None:
     """
     from langchain_core.globals import get_llm_cache, set_llm_cache
 
+    from llmcache_django.backends.handler import default_llm_cache
     from llmcache_django.conf import app_settings
-    from llmcache_django.handler import default_llm_cache
 
     if app_settings.LLM_CACHE_SET_GLOBAL:
         set_llm_cache(default_llm_cache)
@@ -51,7 +51,7 @@ def install_global_cache() -> None:
 
 
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    from llmcache_django.handler import llm_caches
+    from llmcache_django.backends.handler import llm_caches
 
     if setting in {"LLM_CACHES", "CACHES"}:
         llm_caches.reset()

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
 
 
 def chat_generation(text: str = "Paris.") -> ChatGeneration:

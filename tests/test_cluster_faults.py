@@ -118,7 +118,7 @@ def test_with_a_primary_down_the_dashboard_and_a_clear_name_that_node(
     from django.urls import reverse
 
     from llmcache_django import llm_caches
-    from llmcache_django.health import Status, probe
+    from llmcache_django.ops.health import Status, probe
 
     settings = override_settings(
         CACHES={

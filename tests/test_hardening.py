@@ -22,10 +22,10 @@ from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.client.base import PooledClient
 
 from llmcache_django import MemcachedLLMCache, RedisLLMCache, llm_caches
-from llmcache_django.cache import LLMCache
 from llmcache_django.compat import MemcachedCache, RedisCache
-from llmcache_django.conf import MAX_TTL
-from llmcache_django.keys import entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
+from llmcache_django.core.ttl import MAX_TTL
 from llmcache_django.stores import memcached as memcached_store
 from tests import servers
 from tests.conftest import kind_param

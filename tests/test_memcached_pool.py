@@ -16,8 +16,8 @@ from django.test import override_settings
 from django.urls import reverse
 
 from llmcache_django import llm_caches
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
 from llmcache_django.stores.memcached_pool import IncompleteClearError, MemcachedPoolStore
 from tests import servers
 from tests.helpers import text_generations

@@ -24,9 +24,9 @@ from valkey.backoff import ExponentialBackoff
 from valkey.retry import Retry as ValkeyRetry
 
 from llmcache_django import RedisLLMCache, llm_caches
-from llmcache_django.cache import LLMCache
 from llmcache_django.compat import AsyncRedisCache, RedisCache
-from llmcache_django.listing import is_entry_name
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.stores.base import is_entry_name
 from tests import servers
 from tests.cluster_servers import Cluster, start_cluster
 from tests.helpers import run_bounded

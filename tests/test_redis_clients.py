@@ -23,8 +23,8 @@ from redis.credentials import UsernamePasswordCredentialProvider
 from redis.retry import Retry
 
 from llmcache_django import RedisLLMCache, llm_caches
-from llmcache_django.cache import LLMCache
 from llmcache_django.compat import AsyncRedisCache, RedisCache
+from llmcache_django.core.cache import LLMCache
 from llmcache_django.stores.redis_clients import POOL_STATE, ClientSettingError, derive_client
 from tests import servers
 from tests.helpers import chat_generation, text_generations
@@ -303,7 +303,7 @@ def test_a_django_redis_sentinel_alias_works_sync_and_async(sentinel: tuple[serv
 
 
 def entry_name(prompt: str) -> str:
-    from llmcache_django.keys import entry_digest
+    from llmcache_django.core.keys import entry_digest
 
     return entry_digest(prompt, LLM)
 

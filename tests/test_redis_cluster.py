@@ -13,8 +13,8 @@ import redis.cluster
 from django.test import override_settings
 
 from llmcache_django import RedisLLMCache, llm_caches
-from llmcache_django.checks import check_llm_caches
 from llmcache_django.compat import AsyncRedisCache, RedisCache
+from llmcache_django.ops.checks import check_llm_caches
 from llmcache_django.stores.redis_cluster import RedisClusterStore, derive_cluster_client
 from tests.helpers import text_generations
 
@@ -139,7 +139,7 @@ def test_a_cluster_location_that_cannot_be_a_startup_node_is_an_error(location: 
 
 
 def test_a_health_probe_pings_every_node_of_the_cluster(redis_cluster: Any) -> None:
-    from llmcache_django.health import Status, probe
+    from llmcache_django.ops.health import Status, probe
 
     with cluster_alias_settings(redis_cluster.urls):
         health = probe("default")

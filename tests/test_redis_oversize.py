@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
 from tests.helpers import plant, text_generations
 
 LLM = "model=test"

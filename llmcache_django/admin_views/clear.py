@@ -23,12 +23,12 @@ from llmcache_django.admin_views.common import (
     require_clear,
 )
 from llmcache_django.admin_views.display import entry_label, prompt_text
-from llmcache_django.operations import PartialDeleteError
+from llmcache_django.core.operations import PartialDeleteError
 from llmcache_django.stores.memcached_pool import IncompleteClearError
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
-    from llmcache_django.cache import LLMCache
+    from llmcache_django.core.cache import LLMCache
 
 logger = logging.getLogger("llmcache_django")
 

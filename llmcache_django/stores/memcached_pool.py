@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache_django.listing import is_entry_name
+from llmcache_django.stores.base import is_entry_name
 from llmcache_django.stores.generational import _as_bytes
 from llmcache_django.stores.memcached import (
     AllServersDownError,

@@ -10,9 +10,13 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from llmcache_django.listing import is_entry_name
-from llmcache_django.stats import COUNTERS
-from llmcache_django.stores.base import DEFAULT_MAX_ENTRY_BYTES, DEFAULT_SERVER_TIMEOUT, LEASE_DONE, Store
+from llmcache_django.stores.base import (
+    DEFAULT_MAX_ENTRY_BYTES,
+    DEFAULT_SERVER_TIMEOUT,
+    LEASE_DONE,
+    Store,
+    is_entry_name,
+)
 from llmcache_django.stores.redis_clients import derive_client, family_of, is_bounded
 from llmcache_django.stores.redis_loops import LoopClients
 
@@ -213,10 +217,10 @@ class RedisStore(Store):
         return {name: _as_count(value) for name, value in zip(names, values, strict=True)}  # type: ignore[arg-type]
 
     def reset_counters(self, names: list[str]) -> None:
-        if set(names) >= set(COUNTERS):
-            self.client.unlink(self.counters_key)  # the hash holds nothing else (and may not be a hash)
-        else:
+        try:
             self.client.hdel(self.counters_key, *names)
+        except self._response_error:  # not a hash: another program's value, ours to replace
+            self.client.unlink(self.counters_key)
 
     def _entry_keys(self, keys: Iterable[bytes | str]) -> Iterator[bytes | str]:
         start = len(self.prefix)

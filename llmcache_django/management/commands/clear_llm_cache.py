@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.operations import PartialDeleteError
 from llmcache_django.management.commands._common import (
     add_alias_arguments,
     non_blank,
@@ -17,7 +18,6 @@ from llmcache_django.management.commands._common import (
     selected_caches,
     server_errors,
 )
-from llmcache_django.operations import PartialDeleteError
 from llmcache_django.stores.memcached_pool import IncompleteClearError
 
 PROGRESS_THRESHOLD = 1000

@@ -51,11 +51,11 @@ LEASE_PREFIX = "lease:"
 #: Modules a lookup passes through on its way from the model: the call that owns a flight is above them.
 _OUR_MODULES = frozenset(
     {
-        "llmcache_django.cache",
-        "llmcache_django.single_flight",
-        "llmcache_django.handler",
-        "llmcache_django.replay",
-        "llmcache_django.latency",
+        "llmcache_django.core.cache",
+        "llmcache_django.core.single_flight",
+        "llmcache_django.backends.handler",
+        "llmcache_django.integrations.replay",
+        "llmcache_django.core.latency",
     }
 )
 #: LangChain helpers that look up and return before the model is called.

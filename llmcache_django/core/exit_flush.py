@@ -13,7 +13,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from llmcache_django.cache import LLMCache
+    from llmcache_django.core.cache import LLMCache
 
 logger = logging.getLogger("llmcache_django")
 _caches: weakref.WeakSet[LLMCache] = weakref.WeakSet()

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.outputs import Generation
 
-from llmcache_django.codec import CodecError, llm_record_name
-from llmcache_django.listing import EntryInfo, entry_info, is_entry_name
-from llmcache_django.stats import COUNTERS, Stats, summarize
+from llmcache_django.core.codec import CodecError, llm_record_name
+from llmcache_django.core.listing import EntryInfo, entry_info
+from llmcache_django.core.stats import COUNTERS, Stats, summarize
+from llmcache_django.stores.base import is_entry_name
 
 if TYPE_CHECKING:
     from llmcache_django.stores.base import Store
@@ -34,7 +35,7 @@ class StatsNotResetError(RuntimeError):
 
 
 class CacheOperations:
-    """Mixed into :class:`~llmcache_django.cache.LLMCache`; nothing here is on the lookup path."""
+    """Mixed into :class:`~llmcache_django.core.cache.LLMCache`; nothing here is on the lookup path."""
 
     store: Store
     stats: Stats | None

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import BaseCache as DjangoCache
 from django.core.cache import caches
 
-from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_NAMESPACE
-from llmcache_django.keys import key_prefix as make_key_prefix
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import key_prefix as make_key_prefix
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ class DjangoLLMCache(LLMCache):
     ) -> None:
         from django.core.cache.backends.db import DatabaseCache
 
+        from llmcache_django.backends.registry import spec_of_cache
         from llmcache_django.stores.database import DatabaseStore
         from llmcache_django.stores.django import DjangoStore
 
@@ -118,6 +119,6 @@ class DjangoLLMCache(LLMCache):
         store = (
             DatabaseStore(backend, namespace, alias)
             if isinstance(backend, DatabaseCache)
-            else DjangoStore(backend, namespace, alias)
+            else DjangoStore(backend, namespace, alias, can_lease=spec_of_cache(backend).can_lease)
         )
         super().__init__(store, ttl=ttl, namespace=namespace, **options)

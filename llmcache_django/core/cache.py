@@ -12,17 +12,17 @@ from django.dispatch import Signal
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
-from llmcache_django import codec
-from llmcache_django.conf import ttl_problem
-from llmcache_django.exit_flush import flush_at_exit
-from llmcache_django.failopen import ErrorReporter
-from llmcache_django.keys import entry_digest, entry_key
-from llmcache_django.latency import timed_lookup
-from llmcache_django.listing import model_of
-from llmcache_django.operations import CacheOperations
-from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
-from llmcache_django.single_flight import DONE_SECONDS, SingleFlight, option_problem, wait_bound
-from llmcache_django.stats import Stats
+from llmcache_django.core import codec
+from llmcache_django.core.exit_flush import flush_at_exit
+from llmcache_django.core.failopen import ErrorReporter
+from llmcache_django.core.keys import entry_digest, entry_key
+from llmcache_django.core.latency import timed_lookup
+from llmcache_django.core.listing import model_of
+from llmcache_django.core.operations import CacheOperations
+from llmcache_django.core.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
+from llmcache_django.core.single_flight import DONE_SECONDS, SingleFlight, option_problem, wait_bound
+from llmcache_django.core.stats import Stats
+from llmcache_django.core.ttl import ttl_problem
 from llmcache_django.stores.base import ServerPausedError, Store
 
 T = TypeVar("T")
