@@ -19,6 +19,7 @@ from llmcache_django.failopen import ErrorReporter
 from llmcache_django.keys import entry_digest, entry_key
 from llmcache_django.latency import timed_lookup
 from llmcache_django.listing import model_of
+from llmcache_django.miss_timing import miss_duration, miss_started
 from llmcache_django.operations import CacheOperations
 from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
 from llmcache_django.single_flight import DONE_SECONDS, SingleFlight, option_problem, wait_bound
@@ -27,9 +28,7 @@ from llmcache_django.stores.base import ServerPausedError, Store
 
 T = TypeVar("T")
 logger = logging.getLogger("llmcache_django")
-#: How many pending misses are remembered to time the model call that follows them, and
-#: how many ``llm_string`` records this process remembers having written.
-PENDING_MISSES_LIMIT = 4096
+#: How many ``llm_string`` records this process remembers having written.
 KNOWN_LLM_LIMIT = 1024
 #: A model's ``llm_string`` record is written again after this many seconds, in case the
 #: server culled or evicted it (Django's database cache culls past MAX_ENTRIES).
@@ -86,7 +85,6 @@ class LLMCache(CacheOperations, BaseCache):
         if self.stats is not None:
             flush_at_exit(self)
         self.errors = ErrorReporter(alias or type(self).__name__)
-        self._pending_misses: dict[str, float] = {}
         self._llm_records: dict[str, tuple[str, str, float]] = {}  # llm_string -> (hash, model, written at)
         wait = wait_bound(single_flight) if ttl is None or ttl > 0 else None  # TTL 0 caches nothing to wait for
         #: Coalesces concurrent misses of one entry into one model call (``None``: off).
@@ -300,11 +298,10 @@ class LLMCache(CacheOperations, BaseCache):
     def _encode(
         self, name: str, prompt: str, llm_hash: str, model: str, generations: Sequence[Generation]
     ) -> bytes | None:
-        started = self._pending_misses.pop(name, None)
+        duration = miss_duration(name)
         if self.ttl is not None and self.ttl <= 0:
             return None  # TTL 0 means "do not cache", as Django's TIMEOUT 0 does
         try:
-            duration = time.monotonic() - started if started is not None else None
             entry = codec.new_entry(prompt, model, llm_hash, generations, self.ttl, duration)
             value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes, max_bytes=self.max_decoded_bytes)
         except Exception as exc:
@@ -320,13 +317,9 @@ class LLMCache(CacheOperations, BaseCache):
 
     def _miss(self, name: str) -> None:
         self._count("misses")
-        pending = self._pending_misses
-        if len(pending) >= PENDING_MISSES_LIMIT:
-            pending.clear()
-        pending[name] = time.monotonic()
+        miss_started(name)
 
     def _cleared(self, count: int | None) -> None:
-        self._pending_misses.clear()
         self.store.paused_until = 0.0
         logger.info("LLM cache %r cleared (%s entries)", self.alias, "unknown" if count is None else count)
 
