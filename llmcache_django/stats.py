@@ -42,6 +42,9 @@ class Stats:
         self._flushed = dict.fromkeys(COUNTERS, 0)  # the part of the totals already shared
         self._last_flush = time.monotonic()
         self._unflushed = 0  # lookups and writes since the last flush
+        #: Held by a sync flush from taking the pending counts until they are added, and by a
+        #: reset: the flusher thread's flush and a reset in another thread do not interleave.
+        self.flushing = threading.Lock()
 
     def hit(self, nbytes: int, generations: list[Generation], duration: float | None, counter: str = "hits") -> None:
         """Count a hit of ``nbytes`` that spared a model call of ``duration`` seconds (under
