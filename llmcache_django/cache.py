@@ -16,6 +16,7 @@ from llmcache_django import codec
 from llmcache_django.conf import ttl_problem
 from llmcache_django.exit_flush import flush_at_exit
 from llmcache_django.failopen import ErrorReporter
+from llmcache_django.flusher import ensure_running as ensure_flusher
 from llmcache_django.keys import entry_digest, entry_key
 from llmcache_django.latency import timed_lookup
 from llmcache_django.listing import model_of
@@ -107,6 +108,8 @@ class LLMCache(CacheOperations, BaseCache):
     def lookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """:meth:`lookup`, returning the whole entry (generations, creation time, ...)."""
         name, canonical = entry_key(prompt, llm_string)
+        if self.stats is not None:
+            ensure_flusher()  # an idle process's last counts are shared too
         if self._server_down():
             return None
         try:
@@ -125,13 +128,15 @@ class LLMCache(CacheOperations, BaseCache):
                 signal.send_robust(sender=self, alias=self.alias, prompt=canonical, llm_string=llm_string)
             )
         if self.stats is not None and self.stats.flush_due():
-            self._flush_stats_quietly()
+            self.flush_stats_quietly()
         return entry
 
     @timed_lookup
     async def alookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """Async :meth:`lookup_entry`."""
         name, canonical = entry_key(prompt, llm_string)
+        if self.stats is not None:
+            ensure_flusher()  # an idle process's last counts are shared too
         if self._server_down():
             return None
         try:
@@ -327,7 +332,8 @@ class LLMCache(CacheOperations, BaseCache):
         if self.stats is not None:
             self.stats.add(counter)
 
-    def _flush_stats_quietly(self) -> None:
+    def flush_stats_quietly(self) -> None:
+        """:meth:`flush_stats`, failing open: an error is logged and counted, the counts stay pending."""
         if self._paused():
             return  # the counts stay pending until the server is back
         try:
