@@ -31,6 +31,7 @@ from pymemcache.client.base import PooledClient
 from llmcache_django import MemcachedLLMCache, RedisLLMCache, stats
 from llmcache_django.asgi import with_cache_lifespan
 from llmcache_django.cache import LLMCache
+from llmcache_django.exit_flush import flush_all
 from llmcache_django.stores.base import LEASE_DONE
 from tests import servers
 
@@ -212,6 +213,14 @@ def test_the_cache_lifespan_shutdown_flushes_counts_and_gives_up_leases(
     assert leader.lookup("a prompt", "an llm") is None  # a miss: this process now leads, holding a lease
     assert lease_keys(leader)
 
+    run_lifespan()
+    assert raw_counts(cache) == EXPECTED
+    assert lease_keys(leader) == []
+
+
+def run_lifespan() -> None:
+    """Drive :func:`with_cache_lifespan` through startup and shutdown, as an ASGI server does."""
+
     async def django_application(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("lifespan events are not Django's")
 
@@ -226,9 +235,6 @@ def test_the_cache_lifespan_shutdown_flushes_counts_and_gives_up_leases(
 
     asyncio.run(with_cache_lifespan(django_application)({"type": "lifespan"}, receive, send))
     assert [message["type"] for message in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    counts = cache.shared_stats()
-    assert (counts["hits"], counts["misses"], counts["writes"]) == EXPECTED
-    assert lease_keys(leader) == []
 
 
 def lease_keys(cache: LLMCache) -> list[bytes]:
@@ -301,3 +307,56 @@ def test_a_plain_python_process_stopped_with_sigterm_shares_its_counts_and_gives
     assert (counts["hits"], counts["misses"], counts["writes"]) == (90, 11, 10)
     if kind == "redis":
         assert lease_keys(cache) == []
+
+
+def raw_counts(cache: LLMCache) -> tuple[int, int, int]:
+    """``(hits, misses, writes)`` as stored, read without flushing this process's counts first."""
+    counters = cache.store.read_counters(["hits", "misses", "writes"])
+    return counters["hits"], counters["misses"], counters["writes"]
+
+
+def settled_counts(cache: LLMCache) -> tuple[int, int, int]:
+    """:func:`raw_counts` once every cache of this process has shared its counts: the compat
+    classes' counters are shared by the whole run, other tests' caches included."""
+    flush_all()
+    return raw_counts(cache)
+
+
+def counts_since(before: tuple[int, int, int], cache: LLMCache) -> tuple[int, int, int]:
+    now = raw_counts(cache)
+    return now[0] - before[0], now[1] - before[1], now[2] - before[2]
+
+
+def ask_nine_times(cache: LLMCache, *, asynchronous: bool) -> None:
+    model = FakeListChatModel(responses=["an answer"], cache=cache)
+    if asynchronous:
+
+        async def ask() -> None:
+            for question in QUESTIONS:
+                await model.ainvoke(question)
+
+        asyncio.run(ask())
+    else:
+        for question in QUESTIONS:
+            model.invoke(question)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_an_idle_process_shares_its_last_counts_within_seconds_on_every_kind(
+    llm_cache: LLMCache, asynchronous: bool
+) -> None:
+    before = settled_counts(llm_cache)
+    ask_nine_times(llm_cache, asynchronous=asynchronous)
+    wait_for(lambda: counts_since(before, llm_cache) == EXPECTED, "the idle process's counts", seconds=15)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_the_cache_lifespan_shutdown_shares_the_counts_on_every_kind(
+    llm_cache: LLMCache, asynchronous: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats, "FLUSH_SECONDS", float(NEVER))
+    before = settled_counts(llm_cache)
+    ask_nine_times(llm_cache, asynchronous=asynchronous)
+    assert counts_since(before, llm_cache) == (0, 0, 0)
+    run_lifespan()
+    assert counts_since(before, llm_cache) == EXPECTED
