@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import weakref
 from typing import TYPE_CHECKING
@@ -66,6 +67,17 @@ def finish_process() -> None:
 
     flush_all()
     release_all_leases()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for cache in list(_caches):
+        if cache.stats is not None:
+            cache.stats.forget_pending_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _at_exit() -> None:

@@ -93,6 +93,14 @@ class Stats:
         with self._lock:
             return summarize(dict(self._totals))
 
+    def forget_pending_after_fork(self) -> None:
+        """In a child after ``fork``: the pending counts are the parent's to share (it still
+        holds them), and a lock another parent thread held stays held here: new locks."""
+        self._lock = threading.Lock()
+        self.flushing = threading.Lock()
+        self._flushed = dict(self._totals)
+        self._unflushed = 0
+
     def reset(self) -> None:
         """Set this process's counters back to zero (pending counts included)."""
         with self._lock:

@@ -360,3 +360,46 @@ def test_the_cache_lifespan_shutdown_shares_the_counts_on_every_kind(
     assert counts_since(before, llm_cache) == (0, 0, 0)
     run_lifespan()
     assert counts_since(before, llm_cache) == EXPECTED
+
+
+FORKING_PROCESS = """
+import os, sys, threading
+from langchain_core.language_models import FakeListChatModel
+import redis
+from llmcache_django import RedisLLMCache
+cache = RedisLLMCache(redis.Redis(port={port}), namespace={namespace!r})
+model = FakeListChatModel(responses=["an answer"], cache=cache)
+model.invoke("asked before the fork")  # the parent's flusher thread is running now
+child = os.fork()
+if child == 0:
+    for question in {questions!r}:
+        model.invoke(question)
+    print("asked", flush=True)
+    threading.Event().wait()  # idle until SIGKILL: no exit, no atexit
+os.waitpid(child, 0)
+"""
+
+
+def test_a_forked_child_shares_its_counts_from_its_own_flusher_thread(
+    redis_server: servers.Server,
+) -> None:
+    """gunicorn --preload: the parent's thread does not survive fork; the child starts its own."""
+    namespace = f"fork{uuid.uuid4().hex[:8]}"
+    script = FORKING_PROCESS.format(port=redis_server.port, namespace=namespace, questions=QUESTIONS)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    cache = RedisLLMCache(redis.Redis(port=redis_server.port), namespace=namespace)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "asked\n"
+        # The parent's miss and write, and the child's 9 lookups, while both sit idle.
+        wait_for(lambda: raw_counts(cache) == (6, 4, 4), "the parent's and the child's counts", seconds=15)
+    finally:
+        for pid in children_of(process.pid):
+            os.kill(pid, signal.SIGKILL)  # no exit flush: its counts came from its flusher thread
+        process.kill()
+        process.wait()
+
+
+def children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
