@@ -1,4 +1,4 @@
-"""A daemon thread per process that shares pending counts every :data:`FLUSH_SECONDS`.
+"""A daemon thread per process that shares pending counts once they are due.
 
 Lookups flush their cache's counts when a flush is due, but a process that stops looking
 up (an idle web worker, a worker between jobs) would keep its last counts to itself until
@@ -16,6 +16,9 @@ import threading
 from llmcache_django import stats
 
 logger = logging.getLogger("llmcache_django")
+#: How often the thread looks for due counts (they are due :data:`~llmcache_django.stats.FLUSH_SECONDS`
+#: after the last flush): an idle process's counts arrive at most this much later.
+TICK_SECONDS = 1.0
 _thread: threading.Thread | None = None
 _stop = threading.Event()
 _lock = threading.Lock()
@@ -47,7 +50,7 @@ def _start() -> None:
 def _run(stopped: threading.Event) -> None:
     from llmcache_django.exit_flush import registered
 
-    while not stopped.wait(stats.FLUSH_SECONDS):
+    while not stopped.wait(TICK_SECONDS):
         due = [cache for cache in registered() if cache.stats is not None and _due(cache.stats)]
         for cache in due:
             cache.flush_stats_quietly()
