@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
-from django.core.signals import setting_changed
+from django.core.signals import request_finished, setting_changed
 
 
 class LLMCacheConfig(AppConfig):
@@ -20,6 +20,7 @@ class LLMCacheConfig(AppConfig):
 
         setting_changed.connect(_settings_changed, dispatch_uid="llmcache_django.settings_changed")
         install_global_cache()
+        install_exit_flush()
         install_metrics()
 
 
@@ -31,6 +32,14 @@ def install_metrics() -> None:
         from llmcache_django.ops.metrics import install
 
         install()
+
+
+def install_exit_flush() -> None:
+    """Flush counts on SIGTERM (main thread only), and at the end of each request once it came."""
+    from llmcache_django.core import sigterm
+
+    sigterm.install()
+    request_finished.connect(sigterm.flush_if_stopping, dispatch_uid="llmcache_django.flush_if_stopping")
 
 
 def install_global_cache() -> None:

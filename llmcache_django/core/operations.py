@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -156,10 +157,12 @@ class CacheOperations:
         changes, so the outage's counts (its errors above all) are kept.
         """
         self._require_every_node()
-        self.store.reset_counters(list(COUNTERS))
-        self._require_every_node()  # a pool skips a node that just failed quietly
-        if self.stats is not None:
-            self.stats.reset()
+        # Held: counts a flush (the flusher thread's) took before the reset are not added after it.
+        with self.stats.flushing if self.stats is not None else contextlib.nullcontext():
+            self.store.reset_counters(list(COUNTERS))
+            self._require_every_node()  # a pool skips a node that just failed quietly
+            if self.stats is not None:
+                self.stats.reset()
 
     def _require_every_node(self) -> None:
         down = self.store.unreachable_nodes()
@@ -170,7 +173,10 @@ class CacheOperations:
         """Add this process's pending counts to the shared counters now."""
         if self.stats is None:
             return
-        pending = self.stats.take_pending()
+        with self.stats.flushing:
+            self._add_pending(self.stats.take_pending())
+
+    def _add_pending(self, pending: dict[str, int]) -> None:
         if not pending:
             return
         try:

@@ -419,14 +419,14 @@ def _next_delay(delay: float) -> float:
     return POLL_FIRST_SECONDS if delay == 0 else min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
 
 
-#: Every :class:`SingleFlight` of the process, for :func:`_release_at_exit`.
+#: Every :class:`SingleFlight` of the process, for :func:`release_all_leases`.
 _LIVE: weakref.WeakSet[SingleFlight] = weakref.WeakSet()
 
 
 @atexit.register
-def _release_at_exit() -> None:
-    """A process that ends normally (a script, a worker after its last job, a server shutting
-    down) gives up the leases it still holds."""
+def release_all_leases() -> None:
+    """A process that ends (a script, a worker after its last job, a server shutting down,
+    one stopped with SIGTERM) gives up the leases it still holds."""
     for single_flight in list(_LIVE):
         single_flight.release_all()
 
