@@ -13,7 +13,7 @@ help:
 	@echo "make demo-redis / make demo-memcached   the same on a local Redis / memcached"
 	@echo "make demo-stop  stop the redis-server / memcached those two started"
 	@echo "make test       install what is missing, then run the test suite"
-	@echo "make lint       ruff and mypy"
+	@echo "make lint       ruff, mypy and the import layers (import-linter)"
 	@echo "make format     ruff's fixes and formatting, in place"
 	@echo "make bench      benchmarks against langchain-community"
 	@echo "make readme-figures   rewrite README.md's benchmark figures from benchmarks/results"
@@ -48,6 +48,7 @@ lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy llmcache_django example_project
+	$(VENV)/bin/lint-imports
 
 format: venv-dev
 	$(VENV)/bin/ruff check --fix .

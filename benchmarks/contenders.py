@@ -16,7 +16,7 @@ from pymemcache.client.base import Client as MemcachedClient
 from benchmarks.entries import Entry, Inspector, MemcachedInspector, RedisInspector
 from benchmarks.fixtures import LLM_STRING, Payload, missing_prompt
 from benchmarks.servers import HOST
-from llmcache_django import compat
+from llmcache_django.backends import compat
 
 Call = Callable[[], Any]
 MISSING_KEY = b"llmcache:0000000000000000000000000000000000000000000000000000000000000000"

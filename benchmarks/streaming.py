@@ -28,7 +28,7 @@ from benchmarks.fixtures import prose
 from benchmarks.servers import HOST
 from benchmarks.timing import Plan, interleaved, rotation
 from llmcache_django import RedisLLMCache, cached
-from llmcache_django.replay import recorded
+from llmcache_django.integrations.replay import recorded
 
 TIMES = "\u00d7"  # as benchmarks.targets spells it
 

@@ -28,7 +28,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
 ]
 
 try:
-    from llmcache_django.metrics import metrics_view
+    from llmcache_django.ops.metrics import metrics_view
 except ImportError:  # the [prometheus] extra is not installed
     pass
 else:

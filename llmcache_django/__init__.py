@@ -4,7 +4,7 @@ Public API::
 
     from llmcache_django import llm_caches          # llm_caches["default"] -> BaseCache
     from llmcache_django import RedisLLMCache, MemcachedLLMCache, DjangoLLMCache
-    from llmcache_django.compat import RedisCache, AsyncRedisCache, MemcachedCache
+    from llmcache_django.backends.compat import RedisCache, AsyncRedisCache, MemcachedCache
     from llmcache_django import cached              # cached(model): streams cached too
 """
 
@@ -16,29 +16,29 @@ __version__ = "0.1.0"
 __all__ = ["DjangoLLMCache", "LLMCache", "MemcachedLLMCache", "RedisLLMCache", "cached", "llm_caches"]
 
 if TYPE_CHECKING:
-    from llmcache_django.backends import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache
-    from llmcache_django.cache import LLMCache
-    from llmcache_django.handler import llm_caches
-    from llmcache_django.streaming import cached
+    from llmcache_django.backends.classes import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache
+    from llmcache_django.backends.handler import llm_caches
+    from llmcache_django.core.cache import LLMCache
+    from llmcache_django.integrations.streaming import cached
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use, so "llmcache_django" in INSTALLED_APPS imports nothing heavy
     # before Django's app registry is ready.
     if name in {"DjangoLLMCache", "MemcachedLLMCache", "RedisLLMCache"}:
-        from llmcache_django import backends
+        from llmcache_django.backends import classes
 
-        return getattr(backends, name)
+        return getattr(classes, name)
     if name == "LLMCache":
-        from llmcache_django.cache import LLMCache
+        from llmcache_django.core.cache import LLMCache
 
         return LLMCache
     if name == "llm_caches":
-        from llmcache_django.handler import llm_caches
+        from llmcache_django.backends.handler import llm_caches
 
         return llm_caches
     if name == "cached":
-        from llmcache_django.streaming import cached
+        from llmcache_django.integrations.streaming import cached
 
         return cached
     raise AttributeError(f"module 'llmcache_django' has no attribute {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
-from django.core.signals import setting_changed
+from django.core.signals import request_finished, setting_changed
 
 
 class LLMCacheConfig(AppConfig):
@@ -16,21 +16,30 @@ class LLMCacheConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from llmcache_django import checks, deploy_checks  # noqa: F401  (registers the checks)
+        from llmcache_django.ops import checks, deploy_checks  # noqa: F401  (registers the checks)
 
         setting_changed.connect(_settings_changed, dispatch_uid="llmcache_django.settings_changed")
         install_global_cache()
+        install_exit_flush()
         install_metrics()
 
 
 def install_metrics() -> None:
     """Register the Prometheus collector on the default registry, where prometheus-client is installed."""
-    from llmcache_django.latency import RECORDING
+    from llmcache_django.core.latency import RECORDING
 
     if RECORDING:
-        from llmcache_django.metrics import install
+        from llmcache_django.ops.metrics import install
 
         install()
+
+
+def install_exit_flush() -> None:
+    """Flush counts on SIGTERM (main thread only), and at the end of each request once it came."""
+    from llmcache_django.core import sigterm
+
+    sigterm.install()
+    request_finished.connect(sigterm.flush_if_stopping, dispatch_uid="llmcache_django.flush_if_stopping")
 
 
 def install_global_cache() -> None:
@@ -41,8 +50,8 @@ def install_global_cache() -> None:
     """
     from langchain_core.globals import get_llm_cache, set_llm_cache
 
+    from llmcache_django.backends.handler import default_llm_cache
     from llmcache_django.conf import app_settings
-    from llmcache_django.handler import default_llm_cache
 
     if app_settings.LLM_CACHE_SET_GLOBAL:
         set_llm_cache(default_llm_cache)
@@ -51,7 +60,7 @@ def install_global_cache() -> None:
 
 
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    from llmcache_django.handler import llm_caches
+    from llmcache_django.backends.handler import llm_caches
 
     if setting in {"LLM_CACHES", "CACHES"}:
         llm_caches.reset()

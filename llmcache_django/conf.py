@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from llmcache_django.core.ttl import ttl_problem
+
 if TYPE_CHECKING:
-    from llmcache_django.registry import BackendSpec
+    from llmcache_django.backends.registry import BackendSpec
 
 DEFAULT_ALIAS = "default"
 DEFAULT_NAMESPACE = "llmcache"
@@ -27,11 +29,8 @@ FEATURE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
     "SERVER_TIMEOUT": (int, float, type(None)),  # Redis, memcached: bound on one server call
     "CLUSTER": bool,  # Redis: LOCATION lists Redis Cluster startup nodes
     "SINGLE_FLIGHT": (bool, int, float),  # one model call per burst of identical misses; a number: the wait bound
-    "STORE": str,  # dotted path to a llmcache_django.registry.BackendSpec: how to store on this alias
+    "STORE": str,  # dotted path to a llmcache_django.backends.registry.BackendSpec: how to store on this alias
 }
-#: The longest TTL accepted (ten years): longer ones overflow the database cache's dates and
-#: memcached's expiry times. ``None`` never expires.
-MAX_TTL = 10 * 365 * 24 * 3600
 # Memcached keys are at most 250 bytes with no whitespace or control characters.
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 MISSING = object()
@@ -95,8 +94,8 @@ class AliasSettings:
 
     @cached_property
     def spec(self) -> BackendSpec:
-        """How entries are stored on this alias (see :mod:`llmcache_django.registry`)."""
-        from llmcache_django.registry import spec_for
+        """How entries are stored on this alias (see :mod:`llmcache_django.backends.registry`)."""
+        from llmcache_django.backends.registry import spec_for
 
         return spec_for(self.backend, self.feature_options.get("STORE"))
 
@@ -144,15 +143,6 @@ def _cache_problems(where: str, cache_alias: Any) -> list[str]:
     ]
 
 
-def ttl_problem(ttl: Any) -> str | None:
-    """Why ``ttl`` is not a usable TTL, or ``None`` when it is (seconds up to :data:`MAX_TTL`, or ``None``)."""
-    if ttl is None:
-        return None
-    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not 0 <= ttl <= MAX_TTL:
-        return f"{ttl!r} is invalid; use seconds from 0 to {MAX_TTL} (ten years), or None to never expire"
-    return None
-
-
 def _ttl_problems(where: str, ttl: Any) -> list[str]:
     problem = None if ttl is MISSING else ttl_problem(ttl)
     if problem is None:
@@ -188,19 +178,19 @@ def _options_problems(where: str, options: Any) -> list[str]:
 
 
 def _store_problems(where: str, path: Any) -> list[str]:
-    from llmcache_django.registry import SpecError, named_spec
+    from llmcache_django.backends.registry import SpecError, named_spec
 
     try:
         named_spec(path)
     except SpecError as exc:
         return [
-            f"{where}['OPTIONS']['STORE'] = {exc}; name a BackendSpec such as 'llmcache_django.registry.DJANGO_REDIS'."
+            f"{where}['OPTIONS']['STORE'] = {exc}; name a BackendSpec such as 'llmcache_django.backends.registry.DJANGO_REDIS'."
         ]
     return []
 
 
 def _single_flight_problems(where: str, value: Any) -> list[str]:
-    from llmcache_django.single_flight import option_problem
+    from llmcache_django.core.single_flight import option_problem
 
     problem = option_problem(value)
     return [] if problem is None else [f"{where}['OPTIONS']['SINGLE_FLIGHT'] = {problem}."]

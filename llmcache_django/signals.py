@@ -1,16 +1,5 @@
-"""Signals sent by every LLM cache; nothing is computed when no receiver is connected.
+"""Signals the LLM caches send (see :mod:`llmcache_django.core.signals`)."""
 
-Each is sent with ``sender`` = the cache instance and keyword arguments ``alias``,
-``prompt`` (as the entry stores it: a chat prompt in its canonical form, see
-:func:`llmcache_django.keys.canonical_prompt`) and ``llm_string`` (``llm_cache_cleared``:
-``alias`` and ``count``, the number of entries removed, or ``None`` where the backend
-cannot count them).
-"""
+from llmcache_django.core.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
 
-from __future__ import annotations
-
-from django.dispatch import Signal
-
-llm_cache_hit = Signal()
-llm_cache_miss = Signal()
-llm_cache_cleared = Signal()
+__all__ = ["llm_cache_cleared", "llm_cache_hit", "llm_cache_miss"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 
 
 def build_direct_cache(kind: str, address: str, namespace: str, **options: Any) -> LLMCache:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from tests import servers
 from tests.builders import build_direct_cache
 
@@ -195,7 +195,7 @@ def global_cache(llm_cache: LLMCache) -> Iterator[LLMCache]:
     installed stand-in forwards to it), by ``set_llm_cache`` for the others."""
     from langchain_core.globals import get_llm_cache, set_llm_cache
 
-    from llmcache_django.handler import default_llm_cache
+    from llmcache_django.backends.handler import default_llm_cache
 
     previous = get_llm_cache()
     if llm_cache.alias != "default":

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
 
 
 def chat_generation(text: str = "Paris.") -> ChatGeneration:
@@ -35,3 +39,13 @@ def plant(cache: LLMCache, prompt: str, llm_string: str, value: bytes) -> None:
 def stored_bytes(cache: LLMCache, prompt: str, llm_string: str) -> bytes | None:
     """What the store holds for ``(prompt, llm_string)``, bypassing the codec."""
     return cache.store.get(entry_digest(prompt, llm_string))
+
+
+def run_bounded(call: Callable[[], object], limit: float = 30.0) -> float:
+    """Run ``call`` in a thread; fail (rather than hang the suite) if it is not back in ``limit`` s."""
+    started, outcome = time.monotonic(), []
+    worker = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
+    worker.start()
+    worker.join(limit)
+    assert outcome, f"the call was still blocked after {limit} s"
+    return time.monotonic() - started

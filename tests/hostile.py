@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import zstandard
 
-from llmcache_django import codec
+from llmcache_django.core import codec
 
 #: What a field may be replaced with: wrong types, extremes, nesting.
 WRONG_VALUES: list[Any] = [

@@ -22,7 +22,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
 
 from llmcache_django import llm_caches
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from llmcache_django.models import LLMCache as LLMCacheRecord
 from tests.helpers import chat_generation
 

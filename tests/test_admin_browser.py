@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 import llmcache_django
 from llmcache_django import llm_caches
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

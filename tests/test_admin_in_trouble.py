@@ -17,7 +17,7 @@ from langchain_core.outputs import ChatGeneration
 
 from llmcache_django import llm_caches
 from llmcache_django.admin_views.common import age_text, format_seconds
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from tests import servers
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +96,7 @@ def test_a_reset_that_fails_on_a_dead_server_changes_no_counter(
 ) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from llmcache_django.metrics import LLMCacheCollector
+    from llmcache_django.ops.metrics import LLMCacheCollector
 
     cache, _, _ = dead_alias
     registry = CollectorRegistry()

@@ -16,8 +16,8 @@ from langchain_core.tracers._streaming import _V2StreamingCallbackHandler
 from pydantic import BaseModel
 
 from llmcache_django import cached
-from llmcache_django.cache import LLMCache
-from llmcache_django.replay import MARKER_KEY
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.integrations.replay import MARKER_KEY
 from tests.agent_models import ToolStepsChatModel, weather
 
 QUESTION = "What is the weather in Paris and in Lyon?"

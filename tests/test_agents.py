@@ -16,7 +16,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from llmcache_django import cached
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from tests.agent_models import ToolStepsChatModel, weather
 
 QUESTION = "What is the weather in Paris and in Lyon?"

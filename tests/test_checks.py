@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from llmcache_django import registry
-from llmcache_django.checks import check_llm_caches
+from llmcache_django.backends import registry
+from llmcache_django.ops.checks import check_llm_caches
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 DATABASE = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "llmcache_tests_table"}
@@ -92,7 +92,7 @@ def test_a_store_option_that_names_no_spec_is_an_error() -> None:
     with override_settings(CACHES={"default": DATABASE}, LLM_CACHES={"default": {"OPTIONS": {"STORE": "os.path"}}}):
         (message,) = check_llm_caches()
     assert message.id == "llmcache_django.E004"
-    assert "'os.path' is a module, not a llmcache_django.registry.BackendSpec" in message.msg
+    assert "'os.path' is a module, not a llmcache_django.backends.registry.BackendSpec" in message.msg
 
 
 @pytest.mark.parametrize(

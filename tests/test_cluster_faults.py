@@ -13,9 +13,8 @@ import redis.cluster
 from langchain_core.language_models import FakeListLLM
 
 from llmcache_django import RedisLLMCache
-from llmcache_django.listing import is_entry_name
 from llmcache_django.signals import llm_cache_hit
-from llmcache_django.stores.base import PartialClearError
+from llmcache_django.stores.base import PartialClearError, is_entry_name
 from tests.cluster_servers import Cluster, start_cluster
 from tests.helpers import text_generations
 
@@ -121,7 +120,7 @@ def test_with_a_primary_down_the_dashboard_and_a_clear_name_that_node(
     from django.urls import reverse
 
     from llmcache_django import llm_caches
-    from llmcache_django.health import Status, probe
+    from llmcache_django.ops.health import Status, probe
 
     settings = override_settings(
         CACHES={

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from tests.conftest import kind_param
 from tests.helpers import text_generations
 from tests.test_operations import CLAUDE, GPT, fill

@@ -13,8 +13,8 @@ import time
 import orjson
 import pytest
 
-from llmcache_django import codec
-from llmcache_django.cache import LLMCache
+from llmcache_django.core import codec
+from llmcache_django.core.cache import LLMCache
 from tests.helpers import chat_generation, plant, stored_bytes, text_generations
 
 LLM = "model=test temperature=0"

@@ -10,7 +10,7 @@ from langchain_core.globals import get_llm_cache
 from langchain_core.outputs import Generation
 
 from llmcache_django import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache, llm_caches
-from llmcache_django.handler import default_llm_cache
+from llmcache_django.backends.handler import default_llm_cache
 from tests import servers
 
 
@@ -62,7 +62,7 @@ def test_a_subclass_of_a_registered_backend_is_stored_like_it(redis_server: serv
 
 def test_an_alias_may_name_its_store_explicitly(redis_server: servers.Server) -> None:
     alias = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_server.url}
-    options = {"OPTIONS": {"STORE": "llmcache_django.registry.LOCMEM"}}  # through Django's cache API
+    options = {"OPTIONS": {"STORE": "llmcache_django.backends.registry.LOCMEM"}}  # through Django's cache API
     with override_settings(CACHES={"default": alias}, LLM_CACHES={"default": options}):
         assert type(llm_caches["default"]) is DjangoLLMCache
 
@@ -90,7 +90,7 @@ def test_ready_installs_the_default_alias_as_the_global_cache() -> None:
 def test_memcached_alias_never_unpickles_what_it_reads(memcached_server: servers.Server) -> None:
     from django.core.cache import caches
 
-    from llmcache_django.keys import entry_digest
+    from llmcache_django.core.keys import entry_digest
     from tests.test_contract import Exploit
 
     cache_settings = {

@@ -7,7 +7,6 @@ import base64
 import pickle
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,15 +22,16 @@ from pymemcache import serde
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.client.base import PooledClient
 
-from llmcache_django import MemcachedLLMCache, RedisLLMCache, llm_caches, stats
-from llmcache_django.cache import LLMCache
+from llmcache_django import MemcachedLLMCache, RedisLLMCache, llm_caches
 from llmcache_django.compat import MemcachedCache, RedisCache
-from llmcache_django.conf import MAX_TTL
-from llmcache_django.keys import entry_digest
+from llmcache_django.core import stats
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
+from llmcache_django.core.ttl import MAX_TTL
 from llmcache_django.stores import memcached as memcached_store
 from tests import servers
 from tests.conftest import kind_param
-from tests.helpers import plant, text_generations
+from tests.helpers import plant, run_bounded, text_generations
 from tests.hostile import Exploit
 
 LLM = "model=test"
@@ -165,16 +165,6 @@ def silent_server() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         yield listener.getsockname()[1]
-
-
-def run_bounded(call: Callable[[], object], limit: float = 30.0) -> float:
-    """Run ``call`` in a thread; fail (rather than hang the suite) if it is not back in ``limit`` s."""
-    started, outcome = time.monotonic(), []
-    worker = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
-    worker.start()
-    worker.join(limit)
-    assert outcome, f"the call was still blocked after {limit} s"
-    return time.monotonic() - started
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from django.core.cache import caches
 from django.db import connection
 from langchain_core.language_models import FakeListChatModel, FakeListLLM
 
-from llmcache_django import codec
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import entry_digest
+from llmcache_django.core import codec
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
 from tests.conftest import GENERATIONAL_KINDS, kind_param
 from tests.helpers import plant, stored_bytes, text_generations
 

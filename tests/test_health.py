@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.test import Client, override_settings
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.health import Status, probe
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.ops.health import Status, probe
 from tests import servers
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
@@ -176,7 +176,7 @@ def test_the_health_check_view_reports_a_dead_server_as_unavailable() -> None:
 
 
 def test_llm_cache_checks_names_every_alias_by_default() -> None:
-    from llmcache_django.health_check import LLMCacheCheck, llm_cache_checks
+    from llmcache_django.ops.health_check import LLMCacheCheck, llm_cache_checks
 
     config = {"default": {"CACHE": "default"}, "summaries": {"CACHE": "default", "NAMESPACE": "sum"}}
     with override_settings(LLM_CACHES=config):

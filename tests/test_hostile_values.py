@@ -15,9 +15,9 @@ from langchain_core.language_models import FakeListChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import Generation
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import entry_digest
-from llmcache_django.stats import COUNTERS
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
+from llmcache_django.core.stats import COUNTERS
 from tests.conftest import GENERATIONAL_KINDS, kind_param
 from tests.helpers import chat_generation, plant, stored_bytes, text_generations
 from tests.hostile import BOOKKEEPING_VALUES, Exploit, bombs, hostile_values

@@ -6,8 +6,8 @@ import pytest
 from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import KEY_VERSION, canonical_prompt, entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import KEY_VERSION, canonical_prompt, entry_digest
 from tests.helpers import chat_generation
 
 LLM = "fake-chat---[('stop', None)]"
@@ -123,7 +123,7 @@ def test_the_key_version_is_part_of_every_key() -> None:
 def test_remembered_messages_give_the_same_key_as_a_whole_parse() -> None:
     """A history is canonicalized message by message, remembering each; the result is the
     one a parse of the whole prompt gives, whether its messages were seen before or not."""
-    from llmcache_django import canonical
+    from llmcache_django.core import canonical
 
     prompts = [prompt for pair in [*DIFFERENT.values(), *SAME.values()] for prompt in pair]
     canonical._memo.clear()

@@ -17,8 +17,8 @@ from django.test import override_settings
 from django.urls import reverse
 
 from llmcache_django import llm_caches
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
 from llmcache_django.stores.base import PartialClearError
 from llmcache_django.stores.memcached_pool import MemcachedPoolStore
 from tests import servers

@@ -12,8 +12,8 @@ import pytest
 from langchain_core.language_models import FakeListLLM
 
 from llmcache_django import llm_caches
-from llmcache_django.cache import LLMCache
-from llmcache_django.keys import entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import entry_digest
 from llmcache_django.stores.memcached_clients import fast_rendezvous_hash
 from tests import servers
 from tests.test_memcached_pool import pool, pool_alias, restart, wait_for

@@ -14,14 +14,15 @@ import pytest
 from django.test import Client, override_settings
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import Generation
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmcache_django import stats as stats_module
-from llmcache_django.cache import LLMCache
-from llmcache_django.latency import BUCKETS
-from llmcache_django.metrics import LLMCacheCollector
+from llmcache_django.core import stats as stats_module
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.latency import BUCKETS
+from llmcache_django.ops.metrics import LLMCacheCollector
 from tests import servers
 
 pytestmark = pytest.mark.urls("tests.ops_urls")
@@ -233,7 +234,7 @@ def test_with_the_server_killed_a_scrape_serves_the_last_totals_plus_this_worker
         cache = RedisLLMCache(redis.Redis(port=server.port, socket_connect_timeout=0.5), namespace="outage")
         scrape_worker = collector_of(cache)
         cache.lookup("before", "llm")
-        cache.update("before", "llm", [])
+        cache.update("before", "llm", [Generation(text="x")])
         assert totals(scrape_worker()) == {"hits": 0, "misses": 1, "writes": 1}
         server.kill()
         cache.lookup("during", "llm")  # fails: an error, counted here only
@@ -288,7 +289,7 @@ import django
 django.setup()
 from django.test.utils import override_settings
 from langchain_core.language_models import FakeListLLM
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 
 assert not hasattr(LLMCache.lookup_entry, "__wrapped__"), "lookups are timed without prometheus-client"
 assert not hasattr(LLMCache.alookup_entry, "__wrapped__")
@@ -296,8 +297,8 @@ locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 with override_settings(CACHES=locmem, LLM_CACHES={"default": {}}):
     model = FakeListLLM(responses=["a", "b"], cache=True)
     assert model.invoke("q") == model.invoke("q") == "a"
-import llmcache_django.health
-for module in ("llmcache_django.metrics", "llmcache_django.health_check"):
+import llmcache_django.ops.health
+for module in ("llmcache_django.ops.metrics", "llmcache_django.ops.health_check"):
     try:
         __import__(module)
     except ImportError as exc:
@@ -313,8 +314,8 @@ def test_without_the_extras_lookups_are_not_timed_and_the_modules_name_the_extra
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "llmcache_django.metrics needs prometheus-client: pip install 'llmcache-django[prometheus]'",
-        "llmcache_django.health_check needs django-health-check: pip install 'llmcache-django[health]'",
+        "llmcache_django.ops.metrics needs prometheus-client: pip install 'llmcache-django[prometheus]'",
+        "llmcache_django.ops.health_check needs django-health-check: pip install 'llmcache-django[health]'",
         "['health_check', 'prometheus_client']",  # only the blocked names: nothing was imported
     ]
 
@@ -323,7 +324,7 @@ def test_the_collector_is_on_the_default_registry_once() -> None:
     from prometheus_client import REGISTRY
 
     from llmcache_django.apps import install_metrics
-    from llmcache_django.metrics import install
+    from llmcache_django.ops.metrics import install
 
     install_metrics()  # ready() did it already: a second call registers nothing twice
     assert install() is install()

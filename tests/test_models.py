@@ -9,7 +9,7 @@ from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_core.language_models import FakeListChatModel, FakeListLLM, GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 
 
 def test_fake_llm_second_call_is_served_from_the_global_cache(global_cache: LLMCache) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 from langchain_core.language_models import FakeListChatModel
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.listing import model_of
-from llmcache_django.operations import ListingUnsupportedError
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.listing import model_of
+from llmcache_django.core.operations import ListingUnsupportedError
 from tests.conftest import CACHE_KINDS, kind_param
 from tests.helpers import chat_generation, text_generations
 
@@ -165,8 +165,8 @@ def test_memcached_listing_reads_every_node_of_a_hash_client(memcached_server: o
 def test_a_lost_llm_string_record_is_written_again(
     make_llm_cache: Callable[..., LLMCache], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmcache_django import cache as cache_module
-    from llmcache_django.codec import llm_hash, llm_record_name
+    from llmcache_django.core import cache as cache_module
+    from llmcache_django.core.codec import llm_hash, llm_record_name
 
     cache = make_llm_cache("redis")
     cache.update("first", GPT, text_generations("x"))

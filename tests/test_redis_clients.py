@@ -23,8 +23,8 @@ from redis.credentials import UsernamePasswordCredentialProvider
 from redis.retry import Retry
 
 from llmcache_django import RedisLLMCache, llm_caches
-from llmcache_django.cache import LLMCache
 from llmcache_django.compat import AsyncRedisCache, RedisCache
+from llmcache_django.core.cache import LLMCache
 from llmcache_django.stores.redis_clients import POOL_STATE, ClientSettingError, derive_client
 from tests import servers
 from tests.helpers import chat_generation, text_generations
@@ -231,8 +231,19 @@ def test_a_given_client_without_timeouts_is_used_through_a_bounded_copy(redis_se
     store = RedisLLMCache(given, server_timeout=0.75).store
     kwargs = store.client.connection_pool.connection_kwargs  # type: ignore[attr-defined]
     assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.75, 0.75)
-    timed = redis.Redis(port=redis_server.port, socket_timeout=3, socket_connect_timeout=1)
-    assert RedisLLMCache(timed).store.client is timed  # type: ignore[attr-defined]  # its own timeouts are kept
+    bounded = redis.Redis(port=redis_server.port, socket_timeout=0.5, socket_connect_timeout=0.25, retry=None)
+    assert RedisLLMCache(bounded).store.client is bounded  # type: ignore[attr-defined]  # already one short try
+
+
+def test_a_given_client_with_longer_timeouts_or_retries_is_used_through_a_copy_without_them(
+    redis_server: servers.Server,
+) -> None:
+    given = redis.Redis(port=redis_server.port, socket_timeout=3, socket_connect_timeout=0.25)  # retries 10 times
+    client = RedisLLMCache(given, server_timeout=0.75).store.client  # type: ignore[attr-defined]
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.75, 0.25)
+    assert client.connection_pool.make_connection().retry.get_retries() == 0
+    assert RedisLLMCache(given, server_timeout=None).store.client is given  # type: ignore[attr-defined]
 
 
 def test_a_sync_connect_callback_fails_naming_the_setting() -> None:
@@ -292,7 +303,7 @@ def test_a_django_redis_sentinel_alias_works_sync_and_async(sentinel: tuple[serv
 
 
 def entry_name(prompt: str) -> str:
-    from llmcache_django.keys import entry_digest
+    from llmcache_django.core.keys import entry_digest
 
     return entry_digest(prompt, LLM)
 

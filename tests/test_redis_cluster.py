@@ -16,8 +16,8 @@ from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
 from llmcache_django import RedisLLMCache, llm_caches
-from llmcache_django.checks import check_llm_caches
 from llmcache_django.compat import AsyncRedisCache, RedisCache
+from llmcache_django.ops.checks import check_llm_caches
 from llmcache_django.stores.redis_cluster import RedisClusterStore, derive_cluster_client
 from tests.helpers import text_generations
 
@@ -71,10 +71,10 @@ def test_an_async_cluster_client_serves_sync_calls_through_a_derived_sync_client
 
 
 def test_a_custom_retry_is_carried_to_the_derived_cluster_clients(redis_cluster: Any) -> None:
+    # With SERVER_TIMEOUT the cache makes one-try clients on purpose; without it, the user's retry applies.
     retry = Retry(ConstantBackoff(0.05), 7, supported_errors=(redis.exceptions.TimeoutError,))
-    cache = RedisLLMCache(
-        redis.cluster.RedisCluster.from_url(redis_cluster.urls[0], retry=retry), namespace=namespace()
-    )
+    source = redis.cluster.RedisCluster.from_url(redis_cluster.urls[0], retry=retry)
+    cache = RedisLLMCache(source, namespace=namespace(), server_timeout=None)
 
     async def async_retry() -> Any:
         return cache.store.async_client.retry  # type: ignore[attr-defined]
@@ -83,8 +83,9 @@ def test_a_custom_retry_is_carried_to_the_derived_cluster_clients(redis_cluster:
     assert isinstance(derived, redis.asyncio.retry.Retry)
     assert (derived.get_retries(), type(derived._backoff), derived._backoff._backoff) == (7, ConstantBackoff, 0.05)
     assert redis.exceptions.TimeoutError in derived._supported_errors
-    back = derive_cluster_client(cache.store.client, asynchronous=False, server_timeout=None)  # type: ignore[attr-defined]
+    back = derive_cluster_client(source, asynchronous=False, server_timeout=2.0)
     assert back.retry.get_retries() == 7 and back.retry is not retry  # each client its own backoff state
+    assert derive_cluster_client(source, asynchronous=True, server_timeout=2.0, retries=False).retry.get_retries() == 0
 
 
 def test_a_derived_async_cluster_client_keeps_startup_nodes_password_and_timeouts(redis_cluster: Any) -> None:
@@ -159,7 +160,7 @@ def test_a_cluster_location_that_cannot_be_a_startup_node_is_an_error(location: 
 
 
 def test_a_health_probe_pings_every_node_of_the_cluster(redis_cluster: Any) -> None:
-    from llmcache_django.health import Status, probe
+    from llmcache_django.ops.health import Status, probe
 
     with cluster_alias_settings(redis_cluster.urls):
         health = probe("default")

@@ -18,8 +18,8 @@ import redis.asyncio
 from langchain_core.language_models import FakeListChatModel
 
 from llmcache_django import RedisLLMCache
-from llmcache_django.cache import LLMCache
 from llmcache_django.compat import AsyncRedisCache, RedisCache
+from llmcache_django.core.cache import LLMCache
 from tests import servers
 
 LOOPS = 1000

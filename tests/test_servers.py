@@ -14,10 +14,10 @@ import redis.asyncio
 from pymemcache.client.base import Client, PooledClient
 
 from llmcache_django import MemcachedLLMCache, RedisLLMCache
-from llmcache_django.cache import LLMCache
-from llmcache_django.codec import llm_hash
 from llmcache_django.compat import AsyncRedisCache, MemcachedCache, RedisCache
-from llmcache_django.keys import entry_digest
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.codec import llm_hash
+from llmcache_django.core.keys import entry_digest
 from llmcache_django.signals import llm_cache_hit, llm_cache_miss
 from tests import servers
 from tests.helpers import chat_generation, text_generations

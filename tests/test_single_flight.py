@@ -14,7 +14,7 @@ import redis
 import redis.asyncio
 from langchain_core.language_models import FakeListChatModel, FakeListLLM
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from llmcache_django.stores.base import LEASE_DONE
 from tests.conftest import kind_param
 
@@ -282,7 +282,7 @@ def _round_trips_of_a_miss(port: int, single_flight: bool) -> int:
 def test_a_miss_with_single_flight_pays_one_extra_round_trip_on_redis(redis_server: Any) -> None:
     plain, flighted = (_round_trips_of_a_miss(redis_server.port, flag) for flag in (False, True))
     print(f"round trips of a miss and its update: {plain} plain, {flighted} with single-flight")
-    assert plain == 2  # GET, SET
+    assert plain == 2  # one bounded read (a script: GETRANGE, and EXISTS when that is empty), SET
     assert flighted == plain + 1  # SET NX for the lease; its end rides in the entry's pipeline
 
 
@@ -296,8 +296,8 @@ def test_after_the_leaders_write_its_lease_reads_done(
 ) -> None:
     from langchain_core.outputs import Generation
 
-    from llmcache_django.keys import entry_digest
-    from llmcache_django.single_flight import lease_name
+    from llmcache_django.core.keys import entry_digest
+    from llmcache_django.core.single_flight import lease_name
 
     cache = make(kind, make_llm_cache)
     answer = [Generation(text="the answer")]
@@ -325,7 +325,7 @@ def global_single_flight_cache(make_llm_cache: Callable[..., LLMCache]) -> Itera
     stand-in ``AppConfig.ready()`` installed forwards to it)."""
     from langchain_core.globals import get_llm_cache
 
-    from llmcache_django.handler import default_llm_cache
+    from llmcache_django.backends.handler import default_llm_cache
 
     assert get_llm_cache() is default_llm_cache
     yield make("alias-django-redis", make_llm_cache, bound=20)

@@ -24,7 +24,7 @@ from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import override_settings
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from tests.single_flight_worker import DATABASE_FILE, DATABASE_TABLE, database_settings
 from tests.test_single_flight import _calls, _wait_for, burst_in_threads, gated_model
 

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from llmcache_django import cached
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from tests.test_admin import _alias_row, client_for, html, make_staff, url
 from tests.test_single_flight_streams import (
     ANSWER,
@@ -188,12 +188,12 @@ def test_with_single_flight_off_nothing_is_coalesced_and_no_coalesced_count_is_s
 def test_a_stats_reading_without_a_coalesced_counter_shows_none(
     monkeypatch: pytest.MonkeyPatch, make_llm_cache: Callable[..., LLMCache], viewer: User
 ) -> None:
-    import llmcache_django.operations
+    import llmcache_django.core.operations
 
     cache = single_flight("alias-locmem", make_llm_cache)
     assert burst(cache, 3) == 1
-    without = tuple(name for name in llmcache_django.operations.COUNTERS if name != "coalesced")
-    monkeypatch.setattr(llmcache_django.operations, "COUNTERS", without)  # shared stats read without it
+    without = tuple(name for name in llmcache_django.core.operations.COUNTERS if name != "coalesced")
+    monkeypatch.setattr(llmcache_django.core.operations, "COUNTERS", without)  # shared stats read without it
 
     assert "coalesced" not in cache.shared_stats()
     row = dashboard_row(viewer)

@@ -19,8 +19,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 
 from llmcache_django import cached
-from llmcache_django.cache import LLMCache
-from llmcache_django.replay import MARKER_KEY
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.integrations.replay import MARKER_KEY
 from tests.streaming_models import ModelFailedError, StreamingTextLLM
 
 KINDS = ["redis", "memcached", "alias-locmem"]
@@ -108,7 +108,7 @@ def waiting_in_single_flight(threads: list[threading.Thread]) -> int:
     for thread in threads:
         frame = frames.get(thread.ident or -1)
         while frame is not None:
-            if frame.f_globals.get("__name__") == "llmcache_django.single_flight":
+            if frame.f_globals.get("__name__") == "llmcache_django.core.single_flight":
                 count += 1
                 break
             frame = frame.f_back

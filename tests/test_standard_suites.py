@@ -6,7 +6,7 @@ import pytest
 from langchain_core.caches import BaseCache
 from langchain_tests.integration_tests import AsyncCacheTestSuite, SyncCacheTestSuite
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 
 
 class TestSyncStandardSuite(SyncCacheTestSuite):

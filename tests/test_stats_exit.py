@@ -13,8 +13,8 @@ import redis
 from pymemcache.client.base import PooledClient
 
 from llmcache_django import MemcachedLLMCache, RedisLLMCache
-from llmcache_django.cache import LLMCache
-from llmcache_django.stats import FLUSH_COUNT, Stats
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.stats import FLUSH_COUNT, Stats
 from tests import servers
 
 SCRIPT = """

@@ -13,8 +13,8 @@ from langchain_core.messages.utils import message_chunk_to_message
 from pydantic import BaseModel
 
 from llmcache_django import cached
-from llmcache_django.cache import LLMCache
-from llmcache_django.replay import MARKER_KEY
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.integrations.replay import MARKER_KEY
 from tests.streaming_models import ModelFailedError, ToolCallingChatModel, TwoAnswersChatModel
 
 QUESTION = "Which cache should hold my LLM answers?"

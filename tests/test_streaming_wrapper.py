@@ -14,8 +14,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 
 from llmcache_django import cached, llm_caches
-from llmcache_django.cache import LLMCache
-from llmcache_django.replay import MARKER_KEY
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.integrations.replay import MARKER_KEY
 from tests import servers
 from tests.streaming_models import StreamingTextLLM, ToolCallingChatModel
 from tests.test_streaming import QUESTION, aggregate, fake_model, lookup_weather
@@ -219,7 +219,7 @@ def test_the_miss_marker_says_the_cache_was_unavailable_while_the_server_is_down
 
 
 def test_replayed_chunks_are_langchain_chunks() -> None:
-    from llmcache_django.replay import message_chunks, text_chunks
+    from llmcache_django.integrations.replay import message_chunks, text_chunks
 
     message = AIMessage(content=[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], id="m")
     chunks = list(message_chunks(message))
@@ -230,7 +230,7 @@ def test_replayed_chunks_are_langchain_chunks() -> None:
 
 
 def test_recording_adds_chunks_up_exactly_as_langchain_does() -> None:
-    from llmcache_django.replay import aggregate
+    from llmcache_django.integrations.replay import aggregate
 
     tools = [{"type": "function", "function": {"name": "lookup_weather", "parameters": {}}}]
     chunks = list(ToolCallingChatModel()._chunks(tools))

@@ -27,7 +27,7 @@ from llmcache_django.stores.base import PartialClearError
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
-    from llmcache_django.cache import LLMCache
+    from llmcache_django.core.cache import LLMCache
 
 logger = logging.getLogger("llmcache_django")
 

@@ -14,15 +14,15 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from llmcache_django.handler import llm_caches
+from llmcache_django.backends.handler import llm_caches
 from llmcache_django.models import LLMCache as LLMCacheRecord
 
 if TYPE_CHECKING:
     from langchain_core.outputs import Generation
 
     from llmcache_django.admin import LLMCacheAdmin
-    from llmcache_django.cache import LLMCache
-    from llmcache_django.listing import EntryInfo
+    from llmcache_django.core.cache import LLMCache
+    from llmcache_django.core.listing import EntryInfo
 
 
 def render_page(

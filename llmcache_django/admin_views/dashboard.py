@@ -17,12 +17,12 @@ from llmcache_django.admin_views.common import (
     require_view,
     server_error_text,
 )
-from llmcache_django.handler import llm_caches
+from llmcache_django.backends.handler import llm_caches
 from llmcache_django.stores.base import Node
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
-    from llmcache_django.cache import LLMCache
+    from llmcache_django.core.cache import LLMCache
 
 logger = logging.getLogger("llmcache_django")
 #: The dashboard counts entries and adds up their size by reading them, up to this many per alias.

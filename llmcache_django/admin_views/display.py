@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.outputs import Generation
 
 if TYPE_CHECKING:
-    from llmcache_django.listing import EntryInfo
+    from llmcache_django.core.listing import EntryInfo
 
 #: LangChain's ``llm_string``: the model's JSON description, this separator, then its call parameters.
 PARAMS_SEPARATOR = "---"

@@ -25,8 +25,8 @@ from llmcache_django.admin_views.display import generation_view, pretty_llm_stri
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
-    from llmcache_django.cache import LLMCache
-    from llmcache_django.listing import EntryInfo
+    from llmcache_django.core.cache import LLMCache
+    from llmcache_django.core.listing import EntryInfo
 
 #: The list reads at most this many entries (after search) to sort them; search narrows it down.
 LIST_LIMIT = 10_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -17,6 +18,16 @@ DEFAULT_SERVER_TIMEOUT = 2.0
 DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024 - 1024
 #: The value of a single-flight lease whose leader stored its answer.
 LEASE_DONE = b"done"
+#: What an entry's name is: a SHA-256 hex digest. Every other name (counters, records,
+#: leases, generation) is bookkeeping: never listed, counted or cleared as an entry.
+DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_entry_name(name: str) -> bool:
+    """Whether ``name`` is an entry digest (not a counter or other bookkeeping key)."""
+    return bool(DIGEST_RE.match(name))
+
+
 #: Read by every health probe; not a digest, so never an entry's name.
 PROBE_NAME = "health-probe"
 

@@ -9,7 +9,6 @@ from asgiref.sync import sync_to_async
 from django.core.cache import BaseCache as DjangoCache
 from django.core.cache.backends.locmem import LocMemCache
 
-from llmcache_django.registry import spec_of_cache
 from llmcache_django.stores.base import ServerProbe
 from llmcache_django.stores.database import closing_probe
 from llmcache_django.stores.generational import GenerationalStore, T
@@ -27,11 +26,14 @@ class DjangoStore(GenerationalStore):
     (``sync_to_async(thread_sensitive=True)``).
     """
 
-    def __init__(self, cache: DjangoCache, namespace: str, alias: str = "") -> None:
+    def __init__(self, cache: DjangoCache, namespace: str, alias: str = "", *, can_lease: bool = False) -> None:
         super().__init__()
         self.cache = cache
         self.namespace = namespace
         self.alias = alias
+        #: Whether the backend's ``add`` is atomic (its registry spec says: locmem for one
+        #: process, the memcached ones across processes), so single-flight may lease on it.
+        self.can_lease = can_lease
 
     def probes(self) -> list[ServerProbe]:
         return closing_probe(self)
@@ -78,11 +80,6 @@ class DjangoStore(GenerationalStore):
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         # As Django's own cache does: safe for the database backend's connections.
         return await sync_to_async(function, thread_sensitive=True)(*args)
-
-    @property
-    def can_lease(self) -> bool:  # type: ignore[override]
-        """Whether the backend's ``add`` is atomic (its spec says): locmem (one process), memcached ones."""
-        return spec_of_cache(self.cache).can_lease
 
     def _add_expiring(self, key: str, value: bytes, ttl: float) -> bool:
         return bool(self.cache.add(key, value, timeout=ttl))

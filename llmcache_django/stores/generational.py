@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, TypeVar
 
-from llmcache_django.listing import is_entry_name
-from llmcache_django.stores.base import LEASE_DONE, OversizeValueError, Store
+from llmcache_django.stores.base import LEASE_DONE, OversizeValueError, Store, is_entry_name
 
 T = TypeVar("T")
 GENERATION_NAME = "generation"

@@ -18,8 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from llmcache_django.listing import is_entry_name
-from llmcache_django.stores.base import Node, PartialClearError
+from llmcache_django.stores.base import Node, PartialClearError, is_entry_name
 from llmcache_django.stores.generational import _as_bytes
 from llmcache_django.stores.memcached import (
     AllServersDownError,

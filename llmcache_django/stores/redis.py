@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
@@ -9,13 +10,25 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from llmcache_django.listing import is_entry_name
-from llmcache_django.stats import COUNTERS
-from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, LEASE_DONE, Store
-from llmcache_django.stores.redis_clients import derive_client, family_of, lacks_timeouts
+from llmcache_django.stores.base import (
+    DEFAULT_MAX_ENTRY_BYTES,
+    DEFAULT_SERVER_TIMEOUT,
+    LEASE_DONE,
+    Store,
+    is_entry_name,
+)
+from llmcache_django.stores.redis_clients import derive_client, family_of, is_bounded
 from llmcache_django.stores.redis_loops import LoopClients
 
-#: Keys removed per UNLINK while clearing a namespace, and values read per MGET when listing.
+#: A bounded read in one round trip: the value's first ARGV[1] + 1 bytes, or nil when there is
+#: no key (GETRANGE alone reads a missing key as empty, which would take an EXISTS more).
+READ_SCRIPT = (
+    "local value = redis.call('GETRANGE', KEYS[1], 0, ARGV[1]) "
+    "if value == '' and redis.call('EXISTS', KEYS[1]) == 0 then return false end "
+    "return value"
+)
+READ_SHA = hashlib.sha1(READ_SCRIPT.encode()).hexdigest()
+#: Keys removed per UNLINK while clearing a namespace, and values read per pipeline when listing.
 CLEAR_BATCH = 500
 LIST_BATCH = 200
 
@@ -29,9 +42,13 @@ class RedisStore(Store):
     ``async_max_connections`` calls at once: a burst of lookups queues (up to
     ``async_pool_timeout`` seconds) instead of failing with "Too many connections". A loop's
     client is released when the loop shuts down. Sync calls use the given sync client, or one
-    made from the async client. ``server_timeout`` bounds each socket operation wherever the
-    given client sets no socket or connect timeout (the cache then uses a copy of the client
-    with that timeout added); a given client's own timeouts are kept. ``clear()`` SCANs the namespace and UNLINKs what it finds, so the
+    made from the async client. Every call is one try of at most ``server_timeout`` seconds to
+    connect and as many to answer: where the given client sets no timeout, a longer one, or
+    retries (redis-py's ``Redis()`` retries 10 times), the cache uses a copy of it with those
+    timeouts and no retries (``None``: the client as given). A dropped pooled connection is
+    retried once by the cache itself. A lookup reads at most one byte past
+    ``max_value_bytes`` (``GETRANGE``), so an oversize value planted under an entry's key is
+    never transferred whole. ``clear()`` SCANs the namespace and UNLINKs what it finds, so the
     memory is reclaimed and nothing else is touched.
     """
 
@@ -44,10 +61,12 @@ class RedisStore(Store):
         async_max_connections: int = 50,
         async_pool_timeout: float = 20.0,
         server_timeout: float | None = DEFAULT_SERVER_TIMEOUT,
+        max_value_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     ) -> None:
         if client is None and async_client is None:
             raise ValueError("RedisStore needs a sync client, an async client or both")
         self.prefix = prefix
+        self.max_value_bytes = max_value_bytes
         self._source: Any = async_client if async_client is not None else client
         self._async_max_connections = async_max_connections
         self._server_timeout = server_timeout
@@ -58,12 +77,19 @@ class RedisStore(Store):
         errors = family_of(self._source).exceptions  # redis-py's or valkey-py's
         self.outage_errors = (*self.outage_errors, errors.ConnectionError, errors.TimeoutError)
         self._connection_error: type[Exception] = errors.ConnectionError
+        self._no_script: type[Exception] = errors.NoScriptError
+        self._response_error: type[Exception] = errors.ResponseError
+        #: Whether reads run :data:`READ_SCRIPT` (until the server says it runs no scripts).
+        self._scripts = True
 
     def _sync_client(self, client: redis.Redis | None) -> redis.Redis:
-        if client is not None and not (self._server_timeout is not None and lacks_timeouts(client)):
+        if client is not None and is_bounded(client, self._server_timeout):
             return client
         return derive_client(  # type: ignore[no-any-return]
-            client if client is not None else self._source, asynchronous=False, server_timeout=self._server_timeout
+            client if client is not None else self._source,
+            asynchronous=False,
+            server_timeout=self._server_timeout,
+            retries=self._server_timeout is None,
         )
 
     def _new_async_client(self) -> redis.asyncio.Redis:
@@ -72,6 +98,7 @@ class RedisStore(Store):
             asynchronous=True,
             server_timeout=self._server_timeout,
             max_connections=self._async_max_connections,
+            retries=self._server_timeout is None,
         )
 
     def _decodes_responses(self) -> bool:
@@ -93,7 +120,40 @@ class RedisStore(Store):
         return f"{library} {where} db {kwargs.get('db', 0)} (prefix {self.prefix!r})"
 
     def get(self, name: str) -> bytes | None:
-        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+        return self._read(self.client, self.prefix + name)
+
+    def _read(self, client: Any, key: str) -> bytes | None:
+        """The value under ``key`` up to one byte past :attr:`max_value_bytes` (the cache
+        refuses it then: a longer value is never transferred whole), or ``None``; one round trip."""
+        if self._scripts:
+            try:
+                return client.evalsha(READ_SHA, 1, key, self.max_value_bytes)  # type: ignore[no-any-return]
+            except self._no_script:
+                return client.eval(READ_SCRIPT, 1, key, self.max_value_bytes)  # type: ignore[no-any-return]
+            except self._response_error as exc:
+                self._without_scripts(exc)
+        value = client.getrange(key, 0, self.max_value_bytes)
+        return value if value or client.exists(key) else None  # GETRANGE reads a missing key as empty
+
+    async def _aread(self, client: Any, key: str) -> bytes | None:
+        """Async :meth:`_read`."""
+        if self._scripts:
+            try:
+                return await client.evalsha(READ_SHA, 1, key, self.max_value_bytes)  # type: ignore[no-any-return]
+            except self._no_script:
+                return await client.eval(READ_SCRIPT, 1, key, self.max_value_bytes)  # type: ignore[no-any-return]
+            except self._response_error as exc:
+                self._without_scripts(exc)
+        value = await client.getrange(key, 0, self.max_value_bytes)
+        return value if value or await client.exists(key) else None
+
+    def _without_scripts(self, exc: Exception) -> None:
+        """A server that runs no Lua (a managed service that disables it) is read with
+        ``GETRANGE``, and ``EXISTS`` after an empty answer: a miss takes two round trips there."""
+        text = str(exc).lower()
+        if "unknown command" not in text and not text.startswith("noperm"):
+            raise exc  # about the key (WRONGTYPE ...): a miss for it, as for any read
+        self._scripts = False
 
     def set(self, name: str, value: bytes, ttl: float | None) -> None:
         self.client.set(self.prefix + name, value, px=_milliseconds(ttl))
@@ -112,9 +172,16 @@ class RedisStore(Store):
     def iter_values(self) -> Iterator[tuple[str, bytes]]:
         keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000))
         for batch in _batches(keys, LIST_BATCH):
-            for key, value in zip(batch, self.client.mget(batch), strict=True):  # type: ignore[arg-type]
-                if value is not None:
-                    yield _text(key)[len(self.prefix) :], value  # type: ignore[misc]
+            for key, value in zip(batch, self._read_batch(batch), strict=True):
+                if 0 < len(value) <= self.max_value_bytes:  # else gone since the SCAN, or not an entry
+                    yield _text(key)[len(self.prefix) :], value
+
+    def _read_batch(self, keys: list[bytes | str]) -> list[bytes]:
+        """The values under ``keys`` in one round trip, each read as far as :meth:`_read` reads."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.getrange(key, 0, self.max_value_bytes)
+            return pipe.execute()  # type: ignore[no-any-return]
 
     def set_record(self, name: str, value: bytes) -> None:
         self.client.set(self.prefix + name, value)
@@ -125,7 +192,7 @@ class RedisStore(Store):
             await loop_client.client.set(self.prefix + name, value)
 
     def get_record(self, name: str) -> bytes | None:
-        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+        return self._read(self.client, self.prefix + name)
 
     @property
     def counters_key(self) -> str:
@@ -150,18 +217,18 @@ class RedisStore(Store):
         return {name: _as_count(value) for name, value in zip(names, values, strict=True)}  # type: ignore[arg-type]
 
     def reset_counters(self, names: list[str]) -> None:
-        if set(names) >= set(COUNTERS):
-            self.client.unlink(self.counters_key)  # the hash holds nothing else (and may not be a hash)
-        else:
+        try:
             self.client.hdel(self.counters_key, *names)
+        except self._response_error:  # not a hash: another program's value, ours to replace
+            self.client.unlink(self.counters_key)
 
     async def areset_counters(self, names: list[str]) -> None:
         loop_client = self._loops.get()
         async with loop_client.slots:
-            if set(names) >= set(COUNTERS):
-                await loop_client.client.unlink(self.counters_key)
-            else:
+            try:
                 await loop_client.client.hdel(self.counters_key, *names)
+            except self._response_error:  # not a hash: another program's value, ours to replace
+                await loop_client.client.unlink(self.counters_key)
 
     def _entry_keys(self, keys: Iterable[bytes | str]) -> Iterator[bytes | str]:
         start = len(self.prefix)
@@ -170,7 +237,7 @@ class RedisStore(Store):
     async def aget(self, name: str) -> bytes | None:
         loop_client = self._loops.get()
         async with loop_client.slots:
-            return await loop_client.client.get(self.prefix + name)  # type: ignore[no-any-return]
+            return await self._aread(loop_client.client, self.prefix + name)
 
     async def aset(self, name: str, value: bytes, ttl: float | None) -> None:
         loop_client = self._loops.get()
@@ -211,7 +278,7 @@ class RedisStore(Store):
         return bool(self.client.set(self.prefix + name, token, nx=True, px=_milliseconds(ttl)))
 
     def read_lease(self, name: str) -> bytes | None:
-        return self.client.get(self.prefix + name)  # type: ignore[return-value]
+        return self._read(self.client, self.prefix + name)  # on the lookup path too: bounded
 
     def end_lease(self, name: str, done_ttl: float | None) -> None:
         if done_ttl is None:

@@ -20,6 +20,7 @@ FAMILIES = ("redis", "valkey")
 #: The submodules of a family the derivation uses.
 FAMILY_MODULES = (
     "asyncio",
+    "backoff",
     "asyncio.connection",
     "asyncio.retry",
     "asyncio.sentinel",
@@ -81,10 +82,22 @@ def is_async(client: Any) -> bool:
     return isinstance(client, family_of(client).asyncio.Redis)
 
 
-def lacks_timeouts(client: AnyClient) -> bool:
-    """Whether a call on ``client`` could wait for ever: no socket or connect timeout is set."""
+def is_bounded(client: AnyClient, server_timeout: float | None) -> bool:
+    """Whether every call on ``client`` is one try of at most ``server_timeout`` seconds to
+    connect and to answer: both timeouts set, none longer, and no retries (``None``: any client)."""
+    if server_timeout is None:
+        return True
     settings = _pool_of(client).connection_kwargs
-    return any(settings.get(name) is None for name in TIMEOUTS)
+    timeouts = [settings.get(name) for name in TIMEOUTS]
+    return all(timeout is not None and timeout <= server_timeout for timeout in timeouts) and not _retries(settings)
+
+
+def _retries(settings: dict[str, Any]) -> bool:
+    """Whether connections made with ``settings`` retry a failed call (as redis-py's ``Connection`` decides)."""
+    retry = settings.get("retry")
+    if retry is not None:
+        return bool(retry._retries)  # valkey-py's Retry has no get_retries()
+    return bool(settings.get("retry_on_error") or settings.get("retry_on_timeout"))
 
 
 def derive_client(
@@ -93,13 +106,16 @@ def derive_client(
     asynchronous: bool,
     server_timeout: float | None,
     max_connections: int | None = None,
+    retries: bool = True,
 ) -> Any:
     """Return a new client of the requested kind with every connection setting of ``client``.
 
-    Timeouts ``client`` leaves unset become ``server_timeout``; ``max_connections`` caps the
-    new pool (a blocking pool stays blocking, with its timeout). A Sentinel-managed client gives a client asking
-    the same sentinels for the same service. Raises :class:`ClientSettingError` naming a
-    setting that has no equivalent on the other kind of client.
+    Timeouts ``client`` leaves unset or sets longer become ``server_timeout``;
+    ``max_connections`` caps the new pool (a blocking pool stays blocking, with its timeout).
+    ``retries=False`` makes a client that never retries a failed call, whatever ``client``'s
+    ``retry`` says. A Sentinel-managed client gives a client asking the same sentinels for the
+    same service. Raises :class:`ClientSettingError` naming a setting that has no equivalent
+    on the other kind of client.
     """
     pool = _pool_of(client)
     family = family_of(client)
@@ -107,9 +123,11 @@ def derive_client(
     if asynchronous != is_async(client):
         connection_class = _twin(connection_class, _connection_twins(family), asynchronous, "connection_class")
     settings = _settings(pool, connection_class, asynchronous, server_timeout, family)
+    if not retries:
+        settings["retry"] = _no_retry(family, asynchronous)
     limit = _limit(pool.max_connections, max_connections)
     if isinstance(pool, family.sentinel.SentinelConnectionPool | family.asyncio.sentinel.SentinelConnectionPool):
-        new_pool = _sentinel_pool(pool, asynchronous, server_timeout, connection_class, limit, settings)
+        new_pool = _sentinel_pool(pool, asynchronous, server_timeout, connection_class, limit, settings, retries)
     else:
         new_pool = _pool(pool, asynchronous, connection_class, limit, settings)
     client_class = family.asyncio.Redis if asynchronous else family.Redis
@@ -162,6 +180,7 @@ def _sentinel_pool(
     connection_class: type,
     limit: int | None,
     settings: dict[str, Any],
+    retries: bool,
 ) -> Any:
     family = family_of(pool)
     module = family.asyncio.sentinel if asynchronous else family.sentinel
@@ -173,7 +192,7 @@ def _sentinel_pool(
         force_master_ip=getattr(source, "_force_master_ip", None),
     )
     manager.sentinels = [
-        derive_client(sentinel, asynchronous=asynchronous, server_timeout=server_timeout)
+        derive_client(sentinel, asynchronous=asynchronous, server_timeout=server_timeout, retries=retries)
         for sentinel in source.sentinels
     ]
     return module.SentinelConnectionPool(
@@ -207,9 +226,15 @@ def _settings(
                 f"the same settings; give both clients (RedisLLMCache(client, async_client=...))."
             )
     for name in TIMEOUTS:
-        if settings.get(name) is None and name in accepted and server_timeout is not None:
+        if name in accepted and server_timeout is not None and not 0 < (settings.get(name) or 0) <= server_timeout:
             settings[name] = server_timeout
     return settings
+
+
+def _no_retry(family: ModuleType, asynchronous: bool) -> Any:
+    """A ``retry`` setting that makes one try only (a miss costs less than a wait)."""
+    retry_class = family.asyncio.retry.Retry if asynchronous else family.retry.Retry
+    return retry_class(family.backoff.NoBackoff(), 0)
 
 
 def _crossed(name: str, value: Any, asynchronous: bool, family: ModuleType) -> Any:

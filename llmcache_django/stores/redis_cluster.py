@@ -6,17 +6,21 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio.cluster as async_cluster
 import redis.cluster as sync_cluster
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ClusterDownError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from llmcache_django.stores.base import Node, PartialClearError, ServerProbe, Store
-from llmcache_django.stores.redis import CLEAR_BATCH, LIST_BATCH, RedisStore, _batches, _text
+from llmcache_django.stores.redis import CLEAR_BATCH, RedisStore, _batches
 from llmcache_django.stores.redis_clients import ClientSettingError, carried_retry
 
 #: Keywords of a cluster client that the derivation sets itself (from the source's topology
@@ -76,23 +80,37 @@ def cluster_settings(client: AnyCluster, *, asynchronous: bool | None = None) ->
     return settings
 
 
-def cluster_lacks_timeouts(client: AnyCluster) -> bool:
-    """Whether a call on the cluster client could wait for ever (no socket or connect timeout)."""
+def cluster_is_bounded(client: AnyCluster, server_timeout: float | None) -> bool:
+    """Whether every call on the cluster client is one try of at most ``server_timeout`` seconds
+    to connect and to answer: both timeouts set, none longer, no retries (``None``: any client)."""
+    if server_timeout is None:
+        return True
     settings = cluster_settings(client)
-    return any(settings.get(name) is None for name in TIMEOUTS)
+    timeouts = [settings.get(name) for name in TIMEOUTS]
+    short = all(timeout is not None and timeout <= server_timeout for timeout in timeouts)
+    return short and not client.retry.get_retries()
 
 
 def derive_cluster_client(
-    client: AnyCluster, *, asynchronous: bool, server_timeout: float | None, max_connections: int | None = None
+    client: AnyCluster,
+    *,
+    asynchronous: bool,
+    server_timeout: float | None,
+    max_connections: int | None = None,
+    retries: bool = True,
 ) -> Any:
     """A new cluster client of the requested kind: same startup nodes, same connection settings.
 
-    Timeouts ``client`` leaves unset become ``server_timeout``; ``max_connections`` caps each node's pool.
+    Timeouts ``client`` leaves unset or sets longer become ``server_timeout``; ``max_connections``
+    caps each node's pool. ``retries=False`` makes a client that tries each command once
+    (redis-py's cluster clients retry 10 times by default); redirections are still followed.
     """
     settings = cluster_settings(client, asynchronous=asynchronous)
     for name in TIMEOUTS:
-        if settings.get(name) is None and server_timeout is not None:
+        if server_timeout is not None and not 0 < (settings.get(name) or 0) <= server_timeout:
             settings[name] = server_timeout
+    if not retries:
+        settings["retry"] = (AsyncRetry if asynchronous else Retry)(NoBackoff(), 0)
     manager = client.nodes_manager
     settings["require_full_coverage"] = getattr(manager, "require_full_coverage", None) or getattr(
         manager, "_require_full_coverage", True
@@ -127,8 +145,9 @@ def _cluster_keywords(asynchronous: bool) -> frozenset[str]:
 class RedisClusterStore(RedisStore):
     """Stores each entry as one string on the cluster node owning its slot.
 
-    Multi-key calls never cross slots: ``clear()`` and listing SCAN every primary and then
-    UNLINK / MGET slot by slot (redis-py splits them); the stats hash is one key, so its
+    Multi-key calls never cross slots: ``clear()`` and listing SCAN every primary, then
+    UNLINK slot by slot (redis-py splits them) or read each key in a pipeline (redis-py groups
+    them by node); the stats hash is one key, so its
     pipeline touches one slot. Async calls use one async cluster client per event loop.
     """
 
@@ -155,6 +174,7 @@ class RedisClusterStore(RedisStore):
                         getattr(self, "_source_for_sync", self._source),
                         asynchronous=False,
                         server_timeout=self._server_timeout,
+                        retries=self._server_timeout is None,
                     )
         return self._client
 
@@ -163,7 +183,7 @@ class RedisClusterStore(RedisStore):
         self._client = value
 
     def _sync_client(self, client: Any) -> Any:
-        if client is not None and not (self._server_timeout is not None and cluster_lacks_timeouts(client)):
+        if client is not None and cluster_is_bounded(client, self._server_timeout):
             return client
         if client is not None:
             self._source_for_sync = client
@@ -175,20 +195,23 @@ class RedisClusterStore(RedisStore):
             asynchronous=True,
             server_timeout=self._server_timeout,
             max_connections=self._async_max_connections,
+            retries=self._server_timeout is None,
         )
 
     def get(self, name: str) -> bytes | None:
         key = self.prefix + name
         client = self.client
         if client.read_from_replicas or client.load_balancing_strategy:
-            return client.get(key)  # type: ignore[no-any-return]
+            return self._read(client, key)
         try:
             # The hot path: straight to the primary owning the key's slot, skipping the
             # cluster client's per-command routing (about 40 µs of Python per lookup).
             node = client.nodes_manager.get_node_from_slot(key_slot(client.encoder.encode(key)))
-            return client.get_redis_connection(node).get(key)  # type: ignore[no-any-return]
+            return self._read(client.get_redis_connection(node), key)
+        except RedisTimeoutError:
+            raise  # a stalled node: asking the cluster client would wait on it a second time
         except Exception:  # moved, failed over or not connected: the cluster client sorts it out
-            return client.get(key)  # type: ignore[no-any-return]
+            return self._read(client, key)
 
     def _decodes_responses(self) -> bool:
         return bool(cluster_settings(self._source).get("decode_responses"))
@@ -220,13 +243,6 @@ class RedisClusterStore(RedisStore):
         for batch in _batches(keys, CLEAR_BATCH):
             removed += self.client.unlink(*batch)  # redis-py sends one UNLINK per slot
         return removed
-
-    def iter_values(self) -> Iterator[tuple[str, bytes]]:
-        keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000))
-        for batch in _batches(keys, LIST_BATCH):
-            for key, value in zip(batch, self.client.mget_nonatomic(batch), strict=True):
-                if value is not None:
-                    yield _text(key)[len(self.prefix) :], value
 
     # The entry and its lease live on different slots, likely different nodes: a pipeline
     # would let the lease read done before the entry is there. One after the other, then.

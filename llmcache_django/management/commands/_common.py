@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.handler import configured_aliases, llm_caches
+from llmcache_django.backends.handler import configured_aliases, llm_caches
+from llmcache_django.core.cache import LLMCache
 
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")

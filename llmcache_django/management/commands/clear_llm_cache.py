@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 from llmcache_django.management.commands._common import (
     add_alias_arguments,
     non_blank,

@@ -1,6 +1,6 @@
 """The raw client behind a Redis-protocol ``CACHES`` alias: django-redis, Django's own
 ``RedisCache``, or django-valkey (sync or async backend). Each backend's spec in
-:mod:`llmcache_django.registry` names its function here."""
+:mod:`llmcache_django.backends.registry` names its function here."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def _alias_messages(alias: str, options: Any) -> list[CheckMessage]:
         return [Error(problem, id=_problem_id(problem)) for problem in problems]
     settings = AliasSettings.of(alias, options)
     if settings.feature_options.get("CLUSTER"):
-        from llmcache_django.cluster_settings import cluster_messages
+        from llmcache_django.backends.cluster_settings import cluster_messages
 
         where = f"LLM_CACHES[{alias!r}] uses CACHES[{settings.cache_alias!r}]"
         messages = cluster_messages(where, settings.backend, settings.spec, settings.cache)

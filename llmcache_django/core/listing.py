@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmcache_django import codec
+from llmcache_django.core import codec
 
-DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 #: Model identifiers in LangChain's ``llm_string``, most specific first.
 MODEL_PARAMS = ("model_name", "model", "model_id", "deployment_name", "_type")
 
@@ -44,11 +43,6 @@ class EntryInfo:
     def compressed(self) -> bool:
         """Whether the server holds this entry compressed."""
         return self.original_size > self.size
-
-
-def is_entry_name(name: str) -> bool:
-    """Whether ``name`` is an entry digest (not a counter or other bookkeeping key)."""
-    return bool(DIGEST_RE.match(name))
 
 
 def entry_info(

@@ -9,8 +9,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 
-from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_ALIAS, alias_settings, app_settings
+from llmcache_django.core.cache import LLMCache
 
 #: LLM_CACHES OPTIONS -> keyword arguments of LLMCache.
 CACHE_OPTIONS = {

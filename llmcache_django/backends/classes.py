@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import BaseCache as DjangoCache
 from django.core.cache import caches
 
-from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_NAMESPACE
-from llmcache_django.keys import key_prefix as make_key_prefix
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import key_prefix as make_key_prefix
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ class RedisLLMCache(LLMCache):
     ``key_prefix`` defaults to ``"<namespace>:"``. The missing client, and one async client
     per event loop, are made with every connection setting of the given one (Sentinel
     included); a setting that cannot be carried raises :class:`ClientSettingError` here.
-    ``server_timeout`` (seconds) is the socket and connect timeout wherever the given client
-    sets none. Extra keyword arguments go to :class:`LLMCache`.
+    ``server_timeout`` (seconds) bounds every cache call: one try, at most that long to connect
+    and to answer (a given client with no, longer timeouts or retries is used through a copy
+    without them; ``None`` uses it as given). Extra keyword arguments go to :class:`LLMCache`.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class RedisLLMCache(LLMCache):
             async_max_connections=async_max_connections,
             async_pool_timeout=async_pool_timeout,
             server_timeout=server_timeout,
+            # The store reads no more than the cache accepts (a larger value is not read whole).
         )
         super().__init__(store, ttl=ttl, namespace=namespace, **options)
 
@@ -106,6 +108,7 @@ class DjangoLLMCache(LLMCache):
     ) -> None:
         from django.core.cache.backends.db import DatabaseCache
 
+        from llmcache_django.backends.registry import spec_of_cache
         from llmcache_django.stores.database import DatabaseStore
         from llmcache_django.stores.django import DjangoStore
 
@@ -116,6 +119,6 @@ class DjangoLLMCache(LLMCache):
         store = (
             DatabaseStore(backend, namespace, alias)
             if isinstance(backend, DatabaseCache)
-            else DjangoStore(backend, namespace, alias)
+            else DjangoStore(backend, namespace, alias, can_lease=spec_of_cache(backend).can_lease)
         )
         super().__init__(store, ttl=ttl, namespace=namespace, **options)

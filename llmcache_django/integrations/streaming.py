@@ -24,9 +24,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
 from langchain_core.utils.utils import LC_ID_PREFIX
 
-from llmcache_django.cache import LLMCache
-from llmcache_django.handler import DefaultLLMCache
-from llmcache_django.replay import (
+from llmcache_django.backends.handler import DefaultLLMCache
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.integrations.replay import (
     HitMarkingCache,
     aabandoned_on_failure,
     abandoned_on_failure,

@@ -1,6 +1,6 @@
 """How an ``LLM_CACHES`` alias becomes an LLM cache, one function per kind of backend.
 
-Each :class:`~llmcache_django.registry.BackendSpec` names its function here; the handler calls
+Each :class:`~llmcache_django.backends.registry.BackendSpec` names its function here; the handler calls
 it with the alias's parsed settings and the options every cache takes (TTL, alias, feature
 options), and the function adds what its kind of server needs.
 """
@@ -12,9 +12,9 @@ from typing import Any
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
-from llmcache_django.cache import LLMCache
 from llmcache_django.conf import AliasSettings
-from llmcache_django.keys import MEMCACHED_MAX_KEY, key_prefix
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.keys import MEMCACHED_MAX_KEY, key_prefix
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 #: LLM_CACHES OPTIONS -> keyword arguments of RedisLLMCache (one server or a cluster).
@@ -23,7 +23,7 @@ REDIS_POOL_OPTIONS = {"ASYNC_MAX_CONNECTIONS": "async_max_connections", "ASYNC_P
 
 def redis_cache(settings: AliasSettings, **kwargs: Any) -> LLMCache:
     """A :class:`~llmcache_django.RedisLLMCache` on the alias's own client (or its cluster's nodes)."""
-    from llmcache_django.backends import RedisLLMCache
+    from llmcache_django.backends.classes import RedisLLMCache
     from llmcache_django.stores.redis_clients import is_async
 
     options = settings.feature_options
@@ -31,7 +31,7 @@ def redis_cache(settings: AliasSettings, **kwargs: Any) -> LLMCache:
     kwargs.update({keyword: options[name] for name, keyword in REDIS_POOL_OPTIONS.items() if name in options})
     prefix = _prefix(settings)
     if options.get("CLUSTER"):
-        from llmcache_django.cluster_settings import cluster_client
+        from llmcache_django.backends.cluster_settings import cluster_client
 
         client = cluster_client(settings.cache, kwargs.get("server_timeout", DEFAULT_SERVER_TIMEOUT))
         return RedisLLMCache(async_client=client, namespace=settings.namespace, key_prefix=prefix, **kwargs)
@@ -44,7 +44,7 @@ def memcached_cache(settings: AliasSettings, **kwargs: Any) -> LLMCache:
     """A :class:`~llmcache_django.MemcachedLLMCache` on the alias's servers, through our own client."""
     from pymemcache.client.hash import HashClient
 
-    from llmcache_django.backends import MemcachedLLMCache
+    from llmcache_django.backends.classes import MemcachedLLMCache
     from llmcache_django.stores.memcached_pool import POOL_DEFAULTS
 
     prefix = _prefix(settings)
@@ -68,7 +68,7 @@ def memcached_cache(settings: AliasSettings, **kwargs: Any) -> LLMCache:
 
 def django_cache(settings: AliasSettings, **kwargs: Any) -> LLMCache:
     """A :class:`~llmcache_django.DjangoLLMCache` through the alias (its table, for the database cache)."""
-    from llmcache_django.backends import DjangoLLMCache
+    from llmcache_django.backends.classes import DjangoLLMCache
 
     return DjangoLLMCache(settings.cache_alias, namespace=settings.namespace, **kwargs)
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.outputs import Generation
 
-from llmcache_django.codec import CodecError, llm_record_name
-from llmcache_django.listing import EntryInfo, entry_info, is_entry_name
-from llmcache_django.stats import COUNTERS, Stats, summarize
-from llmcache_django.stores.base import PartialClearError, ServerPausedError
+from llmcache_django.core.codec import CodecError, llm_record_name
+from llmcache_django.core.listing import EntryInfo, entry_info
+from llmcache_django.core.stats import COUNTERS, Stats, summarize
+from llmcache_django.stores.base import PartialClearError, ServerPausedError, is_entry_name
 
 if TYPE_CHECKING:
     from llmcache_django.stores.base import Store
@@ -40,7 +41,7 @@ class StatsNotResetError(RuntimeError):
 
 
 class CacheOperations:
-    """Mixed into :class:`~llmcache_django.cache.LLMCache`; nothing here is on the lookup path."""
+    """Mixed into :class:`~llmcache_django.core.cache.LLMCache`; nothing here is on the lookup path."""
 
     store: Store
     stats: Stats | None
@@ -161,10 +162,12 @@ class CacheOperations:
         changes, so the outage's counts (its errors above all) are kept.
         """
         self._require_every_node()
-        self.store.reset_counters(list(COUNTERS))
-        self._require_every_node()  # a pool skips a node that just failed quietly
-        if self.stats is not None:
-            self.stats.reset()
+        # Held: counts a flush (the flusher thread's) took before the reset are not added after it.
+        with self.stats.flushing if self.stats is not None else contextlib.nullcontext():
+            self.store.reset_counters(list(COUNTERS))
+            self._require_every_node()  # a pool skips a node that just failed quietly
+            if self.stats is not None:
+                self.stats.reset()
 
     def _require_every_node(self) -> None:
         down = self.store.unreachable_nodes()
@@ -173,7 +176,12 @@ class CacheOperations:
 
     def flush_stats(self) -> None:
         """Add this process's pending counts to the shared counters now."""
-        pending = self.stats.take_pending() if self.stats is not None else None
+        if self.stats is None:
+            return
+        with self.stats.flushing:
+            self._add_pending(self.stats.take_pending())
+
+    def _add_pending(self, pending: dict[str, int]) -> None:
         if not pending:
             return
         try:

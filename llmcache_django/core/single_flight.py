@@ -51,11 +51,11 @@ LEASE_PREFIX = "lease:"
 #: Modules a lookup passes through on its way from the model: the call that owns a flight is above them.
 _OUR_MODULES = frozenset(
     {
-        "llmcache_django.cache",
-        "llmcache_django.single_flight",
-        "llmcache_django.handler",
-        "llmcache_django.replay",
-        "llmcache_django.latency",
+        "llmcache_django.core.cache",
+        "llmcache_django.core.single_flight",
+        "llmcache_django.backends.handler",
+        "llmcache_django.integrations.replay",
+        "llmcache_django.core.latency",
     }
 )
 #: LangChain helpers that look up and return before the model is called.
@@ -419,14 +419,14 @@ def _next_delay(delay: float) -> float:
     return POLL_FIRST_SECONDS if delay == 0 else min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
 
 
-#: Every :class:`SingleFlight` of the process, for :func:`_release_at_exit`.
+#: Every :class:`SingleFlight` of the process, for :func:`release_all_leases`.
 _LIVE: weakref.WeakSet[SingleFlight] = weakref.WeakSet()
 
 
 @atexit.register
-def _release_at_exit() -> None:
-    """A process that ends normally (a script, a worker after its last job, a server shutting
-    down) gives up the leases it still holds."""
+def release_all_leases() -> None:
+    """A process that ends (a script, a worker after its last job, a server shutting down,
+    one stopped with SIGTERM) gives up the leases it still holds."""
     for single_flight in list(_LIVE):
         single_flight.release_all()
 

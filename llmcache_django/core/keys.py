@@ -1,6 +1,6 @@
 """Key derivation: one unambiguous, namespaced digest per ``(prompt, llm_string)``.
 
-A chat prompt is keyed by its canonical form (:func:`~llmcache_django.canonical.canonical_prompt`):
+A chat prompt is keyed by its canonical form (:func:`~llmcache_django.core.canonical.canonical_prompt`):
 what the provider sees of the messages, so a history whose earlier answers were hits keys
 the same as one whose answers were live calls.
 """
@@ -13,7 +13,7 @@ from typing import NamedTuple
 from django.core.cache.backends.base import default_key_func
 from django.utils.module_loading import import_string
 
-from llmcache_django.canonical import canonical_prompt
+from llmcache_django.core.canonical import canonical_prompt
 
 MEMCACHED_MAX_KEY = 250
 #: Part of every entry digest: bumped when the key derivation changes, so an entry is

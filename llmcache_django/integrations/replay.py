@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation, GenerationChunk
 
-from llmcache_django.cache import LLMCache
+from llmcache_django.core.cache import LLMCache
 
 #: The chunks the next ``_stream``/``_astream`` call of a cached model replays instead of
 #: asking the model; set only for the one step of ``stream()`` that makes that call.
@@ -58,7 +58,7 @@ class HitMarkingCache(BaseCache):
         """The LLM cache entries are read from and written to (resolved on each call)."""
         if self._cache is not None:
             return self._cache
-        from llmcache_django.handler import llm_caches
+        from llmcache_django.backends.handler import llm_caches
 
         return llm_caches[self._alias or "default"]
 

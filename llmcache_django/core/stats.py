@@ -42,6 +42,9 @@ class Stats:
         self._flushed = dict.fromkeys(COUNTERS, 0)  # the part of the totals already shared
         self._last_flush = time.monotonic()
         self._unflushed = 0  # lookups and writes since the last flush
+        #: Held by a sync flush from taking the pending counts until they are added, and by a
+        #: reset: the flusher thread's flush and a reset in another thread do not interleave.
+        self.flushing = threading.Lock()
 
     def hit(self, nbytes: int, generations: list[Generation], duration: float | None, counter: str = "hits") -> None:
         """Count a hit of ``nbytes`` that spared a model call of ``duration`` seconds (under
@@ -89,6 +92,14 @@ class Stats:
         """This process's counters, with ``hit_ratio`` and ``seconds_saved``."""
         with self._lock:
             return summarize(dict(self._totals))
+
+    def forget_pending_after_fork(self) -> None:
+        """In a child after ``fork``: the pending counts are the parent's to share (it still
+        holds them), and a lock another parent thread held stays held here: new locks."""
+        self._lock = threading.Lock()
+        self.flushing = threading.Lock()
+        self._flushed = dict(self._totals)
+        self._unflushed = 0
 
     def reset(self) -> None:
         """Set this process's counters back to zero (pending counts included)."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
-    from llmcache_django.cache import LLMCache
+    from llmcache_django.core.cache import LLMCache
 
 #: memcached's default item size (``-I 1m``) less room for the key and item header.
 MEMCACHED_ITEM_BYTES = 1024 * 1024 - 1024
@@ -45,7 +45,7 @@ class BackendSpec:
 
     #: The ``BACKEND`` dotted path.
     path: str
-    #: Dotted path of ``build(settings, **cache_kwargs) -> LLMCache`` (see :mod:`llmcache_django.builders`).
+    #: Dotted path of ``build(settings, **cache_kwargs) -> LLMCache`` (see :mod:`llmcache_django.backends.builders`).
     build: str
     #: The module the backend needs, and the extra that installs it.
     library: str | None = None
@@ -93,10 +93,10 @@ def _redis(path: str, library: str, client: str, **fields: Any) -> BackendSpec:
     family = "valkey" if "valkey" in library else "redis"
     return BackendSpec(
         path,
-        "llmcache_django.builders.redis_cache",
+        "llmcache_django.backends.builders.redis_cache",
         library=library,
         extra=f"llmcache-django[{family}]",
-        client=f"llmcache_django.alias_clients.{client}",
+        client=f"llmcache_django.backends.clients.{client}",
         url_library=family,
         can_lease=True,
         bounded_calls=True,
@@ -105,7 +105,7 @@ def _redis(path: str, library: str, client: str, **fields: Any) -> BackendSpec:
     )
 
 
-DJANGO_CACHE_BUILD = "llmcache_django.builders.django_cache"
+DJANGO_CACHE_BUILD = "llmcache_django.backends.builders.django_cache"
 DJANGO_REDIS = _redis(
     "django_redis.cache.RedisCache",
     "django_redis",
@@ -129,7 +129,7 @@ ASYNC_VALKEY = _redis(
 )
 PYMEMCACHE = BackendSpec(
     "django.core.cache.backends.memcached.PyMemcacheCache",
-    "llmcache_django.builders.memcached_cache",
+    "llmcache_django.backends.builders.memcached_cache",
     library="pymemcache",
     extra="llmcache-django[memcached]",
     can_lease=True,
@@ -213,7 +213,7 @@ def named_spec(path: str) -> BackendSpec:
     except ImportError as exc:
         raise SpecError(f"{path!r} cannot be imported: {exc}") from exc
     if not isinstance(spec, BackendSpec):
-        raise SpecError(f"{path!r} is a {type(spec).__name__}, not a llmcache_django.registry.BackendSpec")
+        raise SpecError(f"{path!r} is a {type(spec).__name__}, not a llmcache_django.backends.registry.BackendSpec")
     return spec
 
 

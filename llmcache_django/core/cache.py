@@ -12,24 +12,24 @@ from django.dispatch import Signal
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
-from llmcache_django import codec
-from llmcache_django.conf import ttl_problem
-from llmcache_django.exit_flush import flush_at_exit
-from llmcache_django.failopen import ErrorReporter
-from llmcache_django.keys import entry_digest, entry_key
-from llmcache_django.latency import timed_lookup
-from llmcache_django.listing import model_of
-from llmcache_django.operations import CacheOperations
-from llmcache_django.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
-from llmcache_django.single_flight import DONE_SECONDS, SingleFlight, option_problem, wait_bound
-from llmcache_django.stats import Stats
+from llmcache_django.core import codec
+from llmcache_django.core.exit_flush import flush_at_exit
+from llmcache_django.core.failopen import ErrorReporter
+from llmcache_django.core.flusher import ensure_running as ensure_flusher
+from llmcache_django.core.keys import entry_digest, entry_key
+from llmcache_django.core.latency import timed_lookup
+from llmcache_django.core.listing import model_of
+from llmcache_django.core.miss_timing import miss_duration, miss_started
+from llmcache_django.core.operations import CacheOperations
+from llmcache_django.core.signals import llm_cache_cleared, llm_cache_hit, llm_cache_miss
+from llmcache_django.core.single_flight import DONE_SECONDS, SingleFlight, option_problem, wait_bound
+from llmcache_django.core.stats import Stats
+from llmcache_django.core.ttl import ttl_problem
 from llmcache_django.stores.base import PartialClearError, ServerPausedError, Store
 
 T = TypeVar("T")
 logger = logging.getLogger("llmcache_django")
-#: How many pending misses are remembered to time the model call that follows them, and
-#: how many ``llm_string`` records this process remembers having written.
-PENDING_MISSES_LIMIT = 4096
+#: How many ``llm_string`` records this process remembers having written.
 KNOWN_LLM_LIMIT = 1024
 #: A model's ``llm_string`` record is written again after this many seconds, in case the
 #: server culled or evicted it (Django's database cache culls past MAX_ENTRIES).
@@ -86,7 +86,6 @@ class LLMCache(CacheOperations, BaseCache):
         if self.stats is not None:
             flush_at_exit(self)
         self.errors = ErrorReporter(alias or type(self).__name__)
-        self._pending_misses: dict[str, float] = {}
         self._llm_records: dict[str, tuple[str, str, float]] = {}  # llm_string -> (hash, model, written at)
         wait = wait_bound(single_flight) if ttl is None or ttl > 0 else None  # TTL 0 caches nothing to wait for
         #: Coalesces concurrent misses of one entry into one model call (``None``: off).
@@ -109,6 +108,8 @@ class LLMCache(CacheOperations, BaseCache):
     def lookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """:meth:`lookup`, returning the whole entry (generations, creation time, ...)."""
         name, canonical = entry_key(prompt, llm_string)
+        if self.stats is not None:
+            ensure_flusher()  # an idle process's last counts are shared too
         if self._server_down():
             return None
         try:
@@ -127,13 +128,15 @@ class LLMCache(CacheOperations, BaseCache):
                 signal.send_robust(sender=self, alias=self.alias, prompt=canonical, llm_string=llm_string)
             )
         if self.stats is not None and self.stats.flush_due():
-            self._flush_stats_quietly()
+            self.flush_stats_quietly()
         return entry
 
     @timed_lookup
     async def alookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """Async :meth:`lookup_entry`."""
         name, canonical = entry_key(prompt, llm_string)
+        if self.stats is not None:
+            ensure_flusher()  # an idle process's last counts are shared too
         if self._server_down():
             return None
         try:
@@ -312,11 +315,10 @@ class LLMCache(CacheOperations, BaseCache):
     def _encode(
         self, name: str, prompt: str, llm_hash: str, model: str, generations: Sequence[Generation]
     ) -> bytes | None:
-        started = self._pending_misses.pop(name, None)
+        duration = miss_duration(name)
         if self.ttl is not None and self.ttl <= 0:
             return None  # TTL 0 means "do not cache", as Django's TIMEOUT 0 does
         try:
-            duration = time.monotonic() - started if started is not None else None
             entry = codec.new_entry(prompt, model, llm_hash, generations, self.ttl, duration)
             value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes, max_bytes=self.max_decoded_bytes)
         except Exception as exc:
@@ -332,28 +334,22 @@ class LLMCache(CacheOperations, BaseCache):
 
     def _miss(self, name: str) -> None:
         self._count("misses")
-        pending = self._pending_misses
-        if len(pending) >= PENDING_MISSES_LIMIT:
-            pending.clear()
-        pending[name] = time.monotonic()
+        miss_started(name)
 
     def _cleared(self, count: int | None) -> None:
-        self._forget_before_clear()
+        self.store.paused_until = 0.0  # a clear that reached the server lets it be asked again
         logger.info("LLM cache %r cleared (%s entries)", self.alias, "unknown" if count is None else count)
 
     def _cleared_partly(self, exc: PartialClearError) -> None:
-        self._forget_before_clear()
-        logger.warning("LLM cache %r cleared in part: %s", self.alias, exc.describe())
-
-    def _forget_before_clear(self) -> None:
-        self._pending_misses.clear()
         self.store.paused_until = 0.0
+        logger.warning("LLM cache %r cleared in part: %s", self.alias, exc.describe())
 
     def _count(self, counter: str) -> None:
         if self.stats is not None:
             self.stats.add(counter)
 
-    def _flush_stats_quietly(self) -> None:
+    def flush_stats_quietly(self) -> None:
+        """:meth:`flush_stats`, failing open: an error is logged and counted, the counts stay pending."""
         if self._paused():
             return  # the counts stay pending until the server is back
         try:

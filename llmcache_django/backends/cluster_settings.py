@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error
 
-from llmcache_django.registry import BackendSpec
+from llmcache_django.backends.registry import BackendSpec
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 #: URL parts a startup node may carry to every node's connections.

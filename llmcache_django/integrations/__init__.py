@@ -1,0 +1,1 @@
+"""LangChain-facing additions composed over the cache: ``cached(model)`` and stream replay."""

@@ -1,0 +1,1 @@
+"""What operators use: listing and deleting entries, health probes, Prometheus metrics, system checks."""
