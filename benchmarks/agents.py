@@ -30,7 +30,8 @@ from pydantic import Field
 
 from benchmarks.servers import HOST
 from benchmarks.timing import Plan, interleaved
-from llmcache_django import RedisLLMCache, cached, canonical, keys
+from llmcache_django import RedisLLMCache, cached
+from llmcache_django.core import canonical, keys
 
 MODEL_SECONDS = 0.2
 STEPS = (3, 10)

@@ -42,8 +42,8 @@ from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from langchain_core.language_models import FakeListChatModel  # noqa: E402
 
-from llmcache_django import stats  # noqa: E402
 from llmcache_django.asgi import with_cache_lifespan  # noqa: E402
+from llmcache_django.core import stats  # noqa: E402
 
 stats.FLUSH_SECONDS = float(os.environ.get("LLMCACHE_TEST_FLUSH_SECONDS", stats.FLUSH_SECONDS))
 model = FakeListChatModel(responses=["an answer"])

@@ -21,7 +21,8 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field, PrivateAttr
 
-from llmcache_django import cached, codec
+from llmcache_django import cached
+from llmcache_django.core import codec
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.core.keys import entry_digest
 

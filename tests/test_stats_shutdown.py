@@ -28,8 +28,9 @@ from django.test import override_settings
 from langchain_core.language_models import FakeListChatModel
 from pymemcache.client.base import PooledClient
 
-from llmcache_django import MemcachedLLMCache, RedisLLMCache, stats
+from llmcache_django import MemcachedLLMCache, RedisLLMCache
 from llmcache_django.asgi import with_cache_lifespan
+from llmcache_django.core import stats
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.core.exit_flush import flush_all
 from llmcache_django.stores.base import LEASE_DONE
