@@ -268,7 +268,10 @@ def test_a_clear_that_fails_part_way_logs_what_went(
 
     monkeypatch.setattr(filled.store, "delete", delete_once)
     response = admin_client_.post(url("clear", "default"), {"model": "gpt-4o"}, follow=True)
-    expected = "Deleted 1 entry of 2 (model 'gpt-4o' in LLM cache 'default'), then failed: server went away."
+    expected = (
+        "LLM cache 'default' (model 'gpt-4o' in LLM cache 'default'): deleted 1 of 2 entries, "
+        "then failed: ConnectionError: server went away; the rest are still cached."
+    )
     assert escape(expected) in html(response)
     assert LogEntry.objects.get().change_message == expected
     assert filled.count_entries(model="gpt-4o") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from langchain_core.language_models import FakeListLLM
 
 from llmcache_django import RedisLLMCache
 from llmcache_django.signals import llm_cache_hit
+from llmcache_django.stores.base import PartialClearError, is_entry_name
 from tests.cluster_servers import Cluster, start_cluster
 from tests.helpers import text_generations
 
@@ -137,8 +139,64 @@ def test_with_a_primary_down_the_dashboard_and_a_clear_name_that_node(
         victim.process.kill()
         page = admin_client.get(reverse(DASHBOARD)).content.decode()
         assert f'data-node="127.0.0.1:{victim.port}">primary 127.0.0.1:{victim.port}: down' in page
-        with pytest.raises(Exception, match=f"could not clear primary 127.0.0.1:{victim.port}"):
+        with pytest.raises(PartialClearError, match=f"could not reach 127.0.0.1:{victim.port}"):
             cache.store.clear()
         health = probe("default")
         assert health.status is Status.DEGRADED
         assert f"1 of {len(own_cluster.servers)} servers down: 127.0.0.1:{victim.port}" in health.detail
+
+
+def entries_on_live_primaries(cluster: Cluster, store: Any, dead: Any) -> int:
+    """Entries (not the stats or model records) on every primary but ``dead``."""
+    count = 0
+    for server in cluster.servers:
+        if server is dead:
+            continue
+        node = redis.Redis(port=server.port, decode_responses=True)
+        if node.info("replication")["role"] == "master":
+            keys = node.scan_iter(match=store.pattern)
+            count += sum(1 for key in keys if is_entry_name(key[len(store.prefix) :]))
+        node.close()
+    return count
+
+
+@pytest.mark.django_db
+def test_with_a_primary_down_aclear_and_the_admin_clear_say_and_log_what_went(
+    cluster_without_failover: Cluster, admin_client: Any
+) -> None:
+    from django.contrib.admin.models import LogEntry
+    from django.test import override_settings
+    from django.urls import reverse
+
+    from llmcache_django import llm_caches
+
+    settings = override_settings(
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "llm": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": cluster_without_failover.urls,
+            },
+        },
+        LLM_CACHES={"default": {"CACHE": "llm", "NAMESPACE": "partly", "OPTIONS": {"CLUSTER": True}}},
+    )
+    with settings:
+        cache = llm_caches["default"]
+        for number in range(30):
+            cache.update(f"p{number}", "[('model_name', 'm')]", text_generations("a"))
+        victim = primary_holding_most_of(cluster_without_failover, cache.store.pattern)  # type: ignore[attr-defined]
+        victim.process.kill()
+        on_the_others = entries_on_live_primaries(cluster_without_failover, cache.store, victim)
+        assert on_the_others > 0
+        with pytest.raises(PartialClearError) as raised:
+            asyncio.run(cache.aclear())  # primary by primary, as clear() does
+        assert (raised.value.removed, list(raised.value.failed)) == (on_the_others, [f"127.0.0.1:{victim.port}"])
+        for number in range(30):  # those on the dead primary's slots are skipped writes
+            cache.update(f"q{number}", "[('model_name', 'm')]", text_generations("b"))
+        on_the_others = entries_on_live_primaries(cluster_without_failover, cache.store, victim)
+        assert on_the_others > 0
+        admin_client.post(reverse("admin:llmcache_django_llmcache_clear", args=["default"]))
+    log = LogEntry.objects.get()
+    assert f"cleared {on_the_others} entries on " in log.change_message
+    assert f"could not reach 127.0.0.1:{victim.port} (" in log.change_message
+    assert log.object_repr == f"all of LLM cache 'default' ({on_the_others} entries, incomplete)"

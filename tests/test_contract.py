@@ -57,6 +57,27 @@ def test_clear_accepts_the_community_keyword_arguments(llm_cache: LLMCache) -> N
     assert llm_cache.lookup("p", LLM) is None
 
 
+async def test_both_clear_twins_remove_the_same_entries_and_report_the_same_count(llm_cache: LLMCache) -> None:
+    from llmcache_django.signals import llm_cache_cleared
+
+    counts: list[int | None] = []
+
+    def on_cleared(sender: LLMCache, count: int | None, **kwargs: object) -> None:
+        counts.append(count)
+
+    llm_cache_cleared.connect(on_cleared)
+    try:
+        for clear in (lambda: asyncio.to_thread(llm_cache.clear_namespace), llm_cache.aclear_namespace):
+            for prompt in ("a", "b", "c"):
+                await llm_cache.aupdate(prompt, LLM, text_generations(prompt))
+            returned = await clear()
+            assert [await llm_cache.alookup(prompt, LLM) for prompt in ("a", "b", "c")] == [None, None, None]
+            assert counts[-1] == returned
+    finally:
+        llm_cache_cleared.disconnect(on_cleared)
+    assert counts[0] == counts[1] and counts[0] in (3, None)  # None: a backend that cannot count
+
+
 def test_a_foreign_value_under_our_key_is_a_miss_with_a_warning(
     llm_cache: LLMCache, caplog: pytest.LogCaptureFixture
 ) -> None:

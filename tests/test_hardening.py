@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import pickle
 import signal
@@ -23,6 +24,7 @@ from pymemcache.client.base import PooledClient
 
 from llmcache_django import MemcachedLLMCache, RedisLLMCache, llm_caches
 from llmcache_django.compat import MemcachedCache, RedisCache
+from llmcache_django.core import stats
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.core.keys import entry_digest
 from llmcache_django.core.ttl import MAX_TTL
@@ -80,6 +82,24 @@ def test_a_foreign_value_under_the_stats_keys_is_replaced_not_an_outage(
     stats = cache.shared_stats()
     assert stats["hits"] == 1 and stats["writes"] == 1
     assert cache.lookup("p", LLM) == text_generations("x")  # still no pause
+
+
+@pytest.mark.parametrize("twin", ["lookup", "alookup"])
+@pytest.mark.parametrize("kind", ["redis", "memcached", "alias-locmem"])
+def test_both_flush_twins_replace_a_foreign_value_under_the_stats_keys(
+    kind: str, twin: str, make_llm_cache: Callable[..., LLMCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats, "FLUSH_COUNT", 1)  # every lookup flushes this process's counts
+    cache = make_llm_cache(kind)
+    store = cache.store
+    if kind == "redis":
+        store.client.set(store.counters_key, b"not a hash")  # type: ignore[attr-defined]
+    else:
+        store._set(store.key("stats:hits"), b"not a number", None)  # type: ignore[attr-defined]
+    cache.update("p", LLM, text_generations("x"))
+    found = cache.lookup("p", LLM) if twin == "lookup" else asyncio.run(cache.alookup("p", LLM))
+    assert found == text_generations("x")
+    assert store.read_counters(["hits", "writes"]) == {"hits": 1, "writes": 1}  # read as stored, not flushed again
 
 
 @pytest.mark.parametrize("kind", ["memcached", "alias-locmem"])

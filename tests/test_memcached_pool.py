@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -18,7 +19,8 @@ from django.urls import reverse
 from llmcache_django import llm_caches
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.core.keys import entry_digest
-from llmcache_django.stores.memcached_pool import IncompleteClearError, MemcachedPoolStore
+from llmcache_django.stores.base import PartialClearError
+from llmcache_django.stores.memcached_pool import MemcachedPoolStore
 from tests import servers
 from tests.helpers import text_generations
 from tests.partition import Partition
@@ -144,7 +146,7 @@ def test_a_node_that_comes_back_is_used_again(pool: list[servers.Server]) -> Non
             return not cache.store.unreachable_nodes() and all(cache.lookup(p, LLM) for p in lost)
 
         wait_for(refilled_there)
-        assert cache.store.node_states()[0].entries == len(lost)  # type: ignore[attr-defined]
+        assert cache.store.nodes()[0].entries == len(lost)
 
 
 def test_losing_the_node_with_the_first_generation_key_is_neither_stale_nor_an_error_storm(
@@ -180,11 +182,11 @@ def test_a_clear_while_a_node_is_cut_off_says_so_and_never_resurrects_its_entrie
         prompts = filled(cache)
         away = [prompt for prompt, node in prompts.items() if node == partition.location]
         partition.cut()  # the server keeps its entries and its old generation
-        with pytest.raises(IncompleteClearError) as raised:
+        with pytest.raises(PartialClearError) as raised:
             cache.clear()
-        assert raised.value.unreachable.keys() == {partition.location}
+        assert raised.value.failed.keys() == {partition.location}
         assert raised.value.cleared == [pool[0].location, pool[2].location]
-        assert raised.value.count == len(prompts) - len(away)
+        assert raised.value.removed == len(prompts) - len(away)
         partition.heal()
         wait_for(lambda: not cache.store.unreachable_nodes() and _answers(cache, away[-1]))
         assert [prompt for prompt in prompts if cache.lookup(prompt, LLM) is not None] == []
@@ -197,7 +199,7 @@ def test_a_process_that_never_saw_the_node_away_does_not_serve_its_old_entries(
         prompts = filled(cache)
         away = [prompt for prompt, node in prompts.items() if node == partition.location]
         partition.cut()
-        with pytest.raises(IncompleteClearError):
+        with pytest.raises(PartialClearError):
             cache.clear()
         partition.heal()
         llm_caches.reset()  # another process: its client never marked the node down
@@ -208,7 +210,7 @@ def test_a_process_that_never_saw_the_node_away_does_not_serve_its_old_entries(
 
 def _entries_still_on(partition: Partition, cache: LLMCache) -> int:
     """Entries kept by the server behind ``partition`` (not deleted: it was cut off)."""
-    states = {state.server: state for state in cache.store.node_states()}  # type: ignore[attr-defined]
+    states = {state.name: state for state in cache.store.nodes()}
     return int(states[partition.location].entries or 0)
 
 
@@ -217,6 +219,22 @@ def _answers(cache: LLMCache, prompt: str) -> bool:
     found = cache.lookup(prompt, LLM) is not None
     cache.store.delete(entry_digest(prompt, LLM))
     return found
+
+
+@pytest.mark.parametrize("twin", ["clear", "aclear"])
+def test_both_clear_twins_log_what_a_clear_missing_a_node_removed(
+    pool: list[servers.Server], twin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pool_alias(pool, **QUICK) as cache:
+        prompts = filled(cache)
+        on_dead = sum(node == pool[2].location for node in prompts.values())
+        pool[2].stop()
+        cache.store.paused_until = time.monotonic() + 60  # a clear lets the server be asked again
+        with pytest.raises(PartialClearError) as raised:
+            cache.clear() if twin == "clear" else asyncio.run(cache.aclear())
+    assert (raised.value.removed, list(raised.value.failed)) == (len(prompts) - on_dead, [pool[2].location])
+    assert f"LLM cache 'default' cleared in part: cleared {len(prompts) - on_dead} entries on" in caplog.text
+    assert cache.store.paused_until == 0.0
 
 
 def test_clear_llm_cache_says_which_server_could_not_be_cleared(pool: list[servers.Server]) -> None:
@@ -245,11 +263,11 @@ def test_the_dashboard_shows_each_server_with_its_entries_items_and_bytes(
         prompts = filled(cache)
         pool[1].stop()
         text = admin_client.get(reverse(f"{ADMIN}_changelist")).content.decode()
-        states = {state.server: state for state in cache.store.node_states()}  # type: ignore[attr-defined]
+        states = {state.name: state for state in cache.store.nodes()}
     for server in (pool[0], pool[2]):
         state = states[server.location]
         assert state.error is None and state.entries == sum(node == server.location for node in prompts.values())
-        assert state.items >= state.entries and state.bytes > 0
+        assert state.keys >= state.entries and state.bytes_used > 0
         assert f'data-node="{server.location}"' in text
         assert f'llmcache-node-entries">{state.entries}<' in text
     assert f"down: memcached node {pool[1].location}: ConnectionRefusedError" in text

@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio.cluster
+import redis.asyncio.retry
 import redis.cluster
 from django.test import override_settings
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry
 
 from llmcache_django import RedisLLMCache, llm_caches
 from llmcache_django.compat import AsyncRedisCache, RedisCache
@@ -65,6 +68,24 @@ def test_an_async_cluster_client_serves_sync_calls_through_a_derived_sync_client
     assert cache.lookup("p", LLM) == text_generations("async")
     assert isinstance(cache.store.client, redis.cluster.RedisCluster)  # type: ignore[attr-defined]
     assert cache.store.client.nodes_manager.connection_kwargs["socket_timeout"] == 1.5  # type: ignore[attr-defined]
+
+
+def test_a_custom_retry_is_carried_to_the_derived_cluster_clients(redis_cluster: Any) -> None:
+    # With SERVER_TIMEOUT the cache makes one-try clients on purpose; without it, the user's retry applies.
+    retry = Retry(ConstantBackoff(0.05), 7, supported_errors=(redis.exceptions.TimeoutError,))
+    source = redis.cluster.RedisCluster.from_url(redis_cluster.urls[0], retry=retry)
+    cache = RedisLLMCache(source, namespace=namespace(), server_timeout=None)
+
+    async def async_retry() -> Any:
+        return cache.store.async_client.retry  # type: ignore[attr-defined]
+
+    derived = asyncio.run(async_retry())
+    assert isinstance(derived, redis.asyncio.retry.Retry)
+    assert (derived.get_retries(), type(derived._backoff), derived._backoff._backoff) == (7, ConstantBackoff, 0.05)
+    assert redis.exceptions.TimeoutError in derived._supported_errors
+    back = derive_cluster_client(source, asynchronous=False, server_timeout=2.0)
+    assert back.retry.get_retries() == 7 and back.retry is not retry  # each client its own backoff state
+    assert derive_cluster_client(source, asynchronous=True, server_timeout=2.0, retries=False).retry.get_retries() == 0
 
 
 def test_a_derived_async_cluster_client_keeps_startup_nodes_password_and_timeouts(redis_cluster: Any) -> None:

@@ -23,8 +23,7 @@ from llmcache_django.admin_views.common import (
     require_clear,
 )
 from llmcache_django.admin_views.display import entry_label, prompt_text
-from llmcache_django.core.operations import PartialDeleteError
-from llmcache_django.stores.memcached_pool import IncompleteClearError
+from llmcache_django.stores.base import PartialClearError
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
@@ -103,18 +102,10 @@ def _delete_and_report(
     """Run ``delete``, then tell the user and the audit log how many entries went."""
     try:
         count = delete()
-    except IncompleteClearError as exc:  # a pool with servers down: the others were cleared
+    except PartialClearError as exc:  # some nodes (or some entries) went before a failure: those are logged
         text = f"LLM cache {alias!r} ({scope}): {exc.describe()}."
-        _log_and_tell(request, alias, text[0].upper() + text[1:], messages.ERROR, what=f"{scope} (incomplete)")
-        return HttpResponseRedirect(back)
-    except PartialDeleteError as exc:  # some went before the server failed: those are logged
-        _log_and_tell(
-            request,
-            alias,
-            f"Deleted {count_text(exc.deleted)} of {exc.total} ({scope}), then failed: {exc.__cause__}.",
-            messages.ERROR,
-            what=f"{scope} ({exc.deleted} of {exc.total}, then failed)",
-        )
+        what = f"{scope} ({count_text(exc.removed)}, incomplete)"
+        _log_and_tell(request, alias, text[0].upper() + text[1:], messages.ERROR, what=what)
         return HttpResponseRedirect(back)
     except Exception as exc:  # the server is down: say so; nothing went, so nothing is logged
         logger.warning("LLM cache admin: deleting %s failed: %s", scope, error_text(exc))

@@ -18,7 +18,7 @@ from llmcache_django.admin_views.common import (
     server_error_text,
 )
 from llmcache_django.backends.handler import llm_caches
-from llmcache_django.ops.nodes import NodeState, node_states
+from llmcache_django.stores.base import Node
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
@@ -90,10 +90,18 @@ class AliasSummary:
     error: str = ""
     #: Servers of a pool the client treats as down; their entries miss until they are back.
     down_nodes: list[str] = field(default_factory=list)
-    #: Each server of a memcached pool: up or down, our entries, its items and bytes.
-    nodes: list[Any] = field(default_factory=list)
-    #: Each node of a Redis Cluster: primary or replica, up or down, keys, memory used.
-    cluster_nodes: list[NodeState] = field(default_factory=list)
+    #: Each server of a many-server store (a memcached pool, a Redis Cluster), measured.
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def pool_nodes(self) -> list[Node]:
+        """The servers of a memcached pool (shown as a table of entries, items and bytes)."""
+        return [node for node in self.nodes if node.role == "server"] if len(self.nodes) > 1 else []
+
+    @property
+    def cluster_nodes(self) -> list[Node]:
+        """The primaries and replicas of a Redis Cluster (one line each)."""
+        return [node for node in self.nodes if node.role != "server"]
 
 
 def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
@@ -139,11 +147,8 @@ def _describe(summary: AliasSummary, cache: LLMCache) -> None:
     summary.ttl = ttl_text(cache.ttl)
     summary.can_list = cache.can_list
     summary.down_nodes = cache.store.unreachable_nodes()
-    server_states = getattr(cache.store, "node_states", None)  # a memcached pool
-    if server_states is not None:
-        summary.nodes = server_states()
     try:
-        summary.cluster_nodes = node_states(cache.store)
+        summary.nodes = cache.store.nodes()
     except Exception as exc:  # no node answered at all: the stats read below reports it
         logger.warning("LLM cache admin: cannot list the nodes of %r: %s", summary.alias, error_text(exc))
 

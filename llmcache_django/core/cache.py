@@ -25,7 +25,7 @@ from llmcache_django.core.signals import llm_cache_cleared, llm_cache_hit, llm_c
 from llmcache_django.core.single_flight import DONE_SECONDS, SingleFlight, option_problem, wait_bound
 from llmcache_django.core.stats import Stats
 from llmcache_django.core.ttl import ttl_problem
-from llmcache_django.stores.base import ServerPausedError, Store
+from llmcache_django.stores.base import PartialClearError, ServerPausedError, Store
 
 T = TypeVar("T")
 logger = logging.getLogger("llmcache_django")
@@ -232,13 +232,16 @@ class LLMCache(CacheOperations, BaseCache):
         self.clear_namespace()
 
     def clear_namespace(self) -> int | None:
-        """:meth:`clear`, returning how many entries went (``None`` where unknown)."""
+        """:meth:`clear`, returning how many entries went (``None`` where unknown).
+
+        Raises on failure: a clear that did not happen must say so. A
+        :class:`~llmcache_django.stores.base.PartialClearError` (some nodes cleared, others
+        not) is logged with what went, then raised.
+        """
         try:
-            count = self.store.clear()  # raises on failure: a clear that did not happen must say so
-        except Exception as exc:
-            partial = getattr(exc, "count", None)  # a pool's IncompleteClearError: some servers were cleared
-            if partial is not None:
-                self._cleared(partial)
+            count = self.store.clear()
+        except PartialClearError as exc:
+            self._cleared_partly(exc)
             raise
         self._cleared(count)
         if llm_cache_cleared.receivers:
@@ -247,12 +250,21 @@ class LLMCache(CacheOperations, BaseCache):
 
     async def aclear(self, **kwargs: Any) -> None:
         """Async :meth:`clear`."""
-        count = await self.store.aclear()
+        await self.aclear_namespace()
+
+    async def aclear_namespace(self) -> int | None:
+        """Async :meth:`clear_namespace`."""
+        try:
+            count = await self.store.aclear()
+        except PartialClearError as exc:
+            self._cleared_partly(exc)
+            raise
         self._cleared(count)
         if llm_cache_cleared.receivers:
             self._report_receiver_errors(
                 await _asend_robust(llm_cache_cleared, sender=self, alias=self.alias, count=count)
             )
+        return count
 
     def abandon(self, prompt: str, llm_string: str) -> None:
         """Say that the model call after a miss of ``(prompt, llm_string)`` will not
@@ -325,8 +337,12 @@ class LLMCache(CacheOperations, BaseCache):
         miss_started(name)
 
     def _cleared(self, count: int | None) -> None:
-        self.store.paused_until = 0.0
+        self.store.paused_until = 0.0  # a clear that reached the server lets it be asked again
         logger.info("LLM cache %r cleared (%s entries)", self.alias, "unknown" if count is None else count)
+
+    def _cleared_partly(self, exc: PartialClearError) -> None:
+        self.store.paused_until = 0.0
+        logger.warning("LLM cache %r cleared in part: %s", self.alias, exc.describe())
 
     def _count(self, counter: str) -> None:
         if self.stats is not None:
@@ -342,13 +358,10 @@ class LLMCache(CacheOperations, BaseCache):
             self._failed("saving stats", exc)
 
     async def _aflush_stats_quietly(self) -> None:
-        assert self.stats is not None
         if self._paused():
             return
-        pending = self.stats.take_pending()
         try:
-            if pending:
-                await self.store.aadd_counters(pending)
+            await self.aflush_stats()
         except Exception as exc:
             self._failed("saving stats", exc)
 

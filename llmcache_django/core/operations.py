@@ -12,7 +12,7 @@ from langchain_core.outputs import Generation
 from llmcache_django.core.codec import CodecError, llm_record_name
 from llmcache_django.core.listing import EntryInfo, entry_info
 from llmcache_django.core.stats import COUNTERS, Stats, summarize
-from llmcache_django.stores.base import is_entry_name
+from llmcache_django.stores.base import PartialClearError, ServerPausedError, is_entry_name
 
 if TYPE_CHECKING:
     from llmcache_django.stores.base import Store
@@ -22,13 +22,18 @@ class ListingUnsupportedError(RuntimeError):
     """The backend cannot enumerate entries, so a filter or a listing cannot be applied."""
 
 
-class PartialDeleteError(RuntimeError):
-    """A selective delete failed part way; ``deleted`` of ``total`` entries went first."""
+class PartialDeleteError(PartialClearError):
+    """A selective delete failed part way; ``removed`` of ``total`` entries went first."""
 
-    def __init__(self, deleted: int, total: int, cause: BaseException) -> None:
-        super().__init__(f"deleted {deleted} of {total} entries, then failed: {type(cause).__name__}: {cause}")
-        self.deleted = deleted
+    def __init__(self, removed: int, total: int, cause: BaseException, where: str) -> None:
         self.total = total
+        super().__init__(removed, [], {where: f"{type(cause).__name__}: {cause}"})
+
+    def describe(self) -> str:
+        return (
+            f"deleted {self.removed} of {self.total} entries, then failed: {'; '.join(self.failed.values())}; "
+            f"the rest are still cached"
+        )
 
 
 class StatsNotResetError(RuntimeError):
@@ -134,7 +139,7 @@ class CacheOperations:
             try:
                 self.store.delete(name)
             except Exception as exc:
-                raise PartialDeleteError(done, len(names), exc) from exc
+                raise PartialDeleteError(done, len(names), exc, self.store.describe()) from exc
             if progress is not None:
                 progress(done + 1, len(names))
         return len(names)
@@ -182,11 +187,28 @@ class CacheOperations:
         try:
             self.store.add_counters(pending)
         except Exception as exc:
-            if self.store.is_outage(exc):
+            if not self._foreign_counters(exc):
                 raise
-            # Something else's value under our counters' key: they start again from these counts.
             self.store.reset_counters(list(COUNTERS))
             self.store.add_counters(pending)
+
+    async def aflush_stats(self) -> None:
+        """Async :meth:`flush_stats`."""
+        pending = self.stats.take_pending() if self.stats is not None else None
+        if not pending:
+            return
+        try:
+            await self.store.aadd_counters(pending)
+        except Exception as exc:
+            if not self._foreign_counters(exc):
+                raise
+            await self.store.areset_counters(list(COUNTERS))
+            await self.store.aadd_counters(pending)
+
+    def _foreign_counters(self, exc: Exception) -> bool:
+        """Whether a failed flush met something else's value under our counters' key (they
+        then start again from this flush's counts), rather than an unreachable server."""
+        return not (self.store.is_outage(exc) or isinstance(exc, ServerPausedError))
 
     def _llm_string_finder(self) -> Callable[[str], str]:
         """``llm_hash -> llm_string`` from the store's records, each read once."""

@@ -13,19 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, ServerProbe
 
-if TYPE_CHECKING:
-    from llmcache_django.stores.base import Store
-
-#: Read by every probe; not a digest, so never an entry's name.
-PROBE_NAME = "health-probe"
 #: An answer slower than this many seconds makes the alias degraded.
 DEFAULT_SLOW_SECONDS = 0.5
-
-ServerProbe = tuple[str, Callable[[], Any]]
 
 
 class Status(str, enum.Enum):
@@ -63,24 +56,7 @@ def probe(alias: str, *, timeout: float = DEFAULT_SERVER_TIMEOUT, slow: float = 
         store = llm_caches[alias].store
     except Exception as exc:  # a settings mistake: the cache cannot be used at all
         return Health(alias, Status.DOWN, f"cannot be built: {type(exc).__name__}: {exc}")
-    return summarize(alias, run_bounded(server_probes(store), timeout), slow)
-
-
-def server_probes(store: Store) -> list[ServerProbe]:
-    """One read per server the store talks to (each memcached server of a pool on its own)."""
-    from llmcache_django.stores.database import DatabaseStore
-    from llmcache_django.stores.django import DjangoStore
-
-    cluster_probes = _cluster_node_probes(store)
-    if cluster_probes:
-        return cluster_probes
-    nodes = _pooled_memcached_nodes(store)
-    if nodes:
-        key = store.key(PROBE_NAME)  # type: ignore[attr-defined]
-        return [(_server_name(node.server), _retrying(store, _node_read(node, key))) for node in nodes]
-    if isinstance(store, (DatabaseStore, DjangoStore)):
-        return [(store.describe(), lambda: _closing_connections(store.get, PROBE_NAME))]
-    return [(store.describe(), _retrying(store, lambda: store.get(PROBE_NAME)))]
+    return summarize(alias, run_bounded(store.probes(), timeout), slow)
 
 
 def run_bounded(probes: list[ServerProbe], timeout: float) -> list[ServerHealth]:
@@ -122,59 +98,3 @@ def _run(name: str, read: Callable[[], Any], results: dict[str, ServerHealth]) -
 
 def _failures(servers: list[ServerHealth]) -> str:
     return "; ".join(f"{server.server}: {server.error}" for server in servers)
-
-
-def _pooled_memcached_nodes(store: Store) -> list[Any]:
-    """Each server's own client behind a memcached store, where they are safe to use from any thread."""
-    from llmcache_django.stores.memcached import MemcachedStore, server_clients
-
-    if not isinstance(store, MemcachedStore):
-        return []
-    nodes = server_clients(store.client)
-    # Plain clients (no pool) share one socket: the store's own get(), under its lock, is the probe.
-    return nodes if all(hasattr(node, "client_pool") for node in nodes) else []
-
-
-def _node_read(node: Any, key: str) -> Callable[[], Any]:
-    return lambda: node.get(key)
-
-
-def _retrying(store: Store, read: Callable[[], Any]) -> Callable[[], Any]:
-    """``read``, tried once more on a pooled connection the server dropped, as the cache does."""
-
-    def read_once_more() -> Any:
-        try:
-            return read()
-        except Exception as exc:
-            if not store.is_stale_connection(exc):
-                raise
-        return read()
-
-    return read_once_more
-
-
-def _closing_connections(read: Callable[[str], Any], name: str) -> Any:
-    from django.db import connections
-
-    try:
-        return read(name)
-    finally:
-        connections.close_all()  # this probe thread's own database connections
-
-
-def _server_name(server: Any) -> str:
-    return f"{server[0]}:{server[1]}" if isinstance(server, tuple) else str(server)
-
-
-def _cluster_node_probes(store: Store) -> list[ServerProbe]:
-    """A PING per node of a Redis Cluster (primaries and replicas), each on its own connection."""
-    from llmcache_django.stores.redis_cluster import RedisClusterStore
-
-    if not isinstance(store, RedisClusterStore):
-        return []
-    client = store.client
-    return [(node.name, _node_ping(client, node)) for node in sorted(client.get_nodes(), key=lambda node: node.name)]
-
-
-def _node_ping(client: Any, node: Any) -> Callable[[], Any]:
-    return lambda: client.get_redis_connection(node).ping()

@@ -6,7 +6,9 @@ import asyncio
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 #: Seconds any one server call may take before it counts as a failure (a miss or a skipped
 #: write), for clients the cache builds and for given clients that set no timeout of their own.
@@ -24,6 +26,56 @@ DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 def is_entry_name(name: str) -> bool:
     """Whether ``name`` is an entry digest (not a counter or other bookkeeping key)."""
     return bool(DIGEST_RE.match(name))
+
+
+#: Read by every health probe; not a digest, so never an entry's name.
+PROBE_NAME = "health-probe"
+
+#: A server's name and a call that reads from it (raising when it does not answer).
+ServerProbe = tuple[str, Callable[[], Any]]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One server of a many-server store (a memcached pool, a Redis Cluster), as the admin,
+    the health probe and the stats see it.
+
+    ``up`` is whether it answered (or, unmeasured, whether the client is using it); ``error``
+    says why not. ``entries`` counts our namespace's entries on it, ``keys`` every key on it,
+    ``bytes_used`` its memory; ``None`` where not measured. ``marked_down``: the client is
+    skipping it for now, so its keys miss quietly.
+    """
+
+    name: str
+    role: str  # "server" (a memcached pool), "primary" or "replica" (a Redis Cluster)
+    up: bool = True
+    error: str | None = None
+    entries: int | None = None
+    keys: int | None = None
+    bytes_used: int | None = None
+    marked_down: bool = False
+
+
+class PartialClearError(RuntimeError):
+    """A clear or delete that did part of its work: ``removed`` entries went from the
+    ``cleared`` nodes, then ``failed`` (node -> reason) could not be done. ``note`` says what
+    becomes of the entries that were not removed."""
+
+    def __init__(self, removed: int, cleared: list[str], failed: dict[str, str], *, note: str = "") -> None:
+        self.removed = removed
+        self.cleared = cleared
+        self.failed = failed
+        self.note = note
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """Exactly what was and was not cleared, for logs, the admin and ``clear_llm_cache``."""
+        failures = "; ".join(f"{node} ({reason})" for node, reason in self.failed.items())
+        if not self.cleared:
+            return f"no server could be reached, nothing was cleared: {failures}"
+        entries = "entry" if self.removed == 1 else "entries"
+        note = f": {self.note}" if self.note else ""
+        return f"cleared {self.removed} {entries} on {', '.join(self.cleared)}; could not reach {failures}{note}"
 
 
 class OversizeValueError(ValueError):
@@ -72,9 +124,34 @@ class Store(ABC):
         """Whether ``exc`` is a dropped pooled connection, which a fresh one may not hit."""
         return isinstance(exc, self.stale_errors)
 
-    def unreachable_nodes(self) -> list[str]:
-        """The servers of a pool the client currently treats as down (their keys miss quietly)."""
+    def nodes(self, *, measure: bool = True) -> list[Node]:
+        """Every server of a many-server store; ``[]`` for a single server (the store is the node).
+
+        With ``measure``, each server is asked for its figures (a dead one comes back down,
+        with its error); without, only what the client already knows, with no server call.
+        """
         return []
+
+    def unreachable_nodes(self) -> list[str]:
+        """The servers the client currently treats as down (their keys miss quietly)."""
+        return [node.name for node in self.nodes(measure=False) if node.marked_down]
+
+    def probes(self) -> list[ServerProbe]:
+        """One read per server the store talks to, for the health probe (run in threads)."""
+        return [(self.describe(), self.retrying(lambda: self.get(PROBE_NAME)))]
+
+    def retrying(self, read: Callable[[], Any]) -> Callable[[], Any]:
+        """``read``, tried once more on a pooled connection the server dropped, as the cache does."""
+
+        def read_once_more() -> Any:
+            try:
+                return read()
+            except Exception as exc:
+                if not self.is_stale_connection(exc):
+                    raise
+            return read()
+
+        return read_once_more
 
     @abstractmethod
     def describe(self) -> str:
@@ -152,6 +229,10 @@ class Store(ABC):
     @abstractmethod
     def reset_counters(self, names: list[str]) -> None:
         """Set the shared counters ``names`` back to zero."""
+
+    async def areset_counters(self, names: list[str]) -> None:
+        """Async :meth:`reset_counters` (by default, the sync one in a worker thread)."""
+        await asyncio.to_thread(self.reset_counters, names)
 
     # Single-flight leases: short-lived values under names that are not entries.
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.cache.backends.db import DatabaseCache
 from django.db import IntegrityError, InterfaceError, OperationalError, connections, router, transaction
 
+from llmcache_django.stores.base import PROBE_NAME, ServerProbe, Store
 from llmcache_django.stores.generational import GENERATION_TAG_BYTES, FoundValues, GenerationalStore, T
 
 #: Attempts at an atomic compare-and-set increment before giving up on this flush.
@@ -60,6 +61,9 @@ class DatabaseStore(GenerationalStore):
         self.cache = cache
         self.namespace = namespace
         self.alias = alias
+
+    def probes(self) -> list[ServerProbe]:
+        return closing_probe(self)
 
     def describe(self) -> str:
         return f"database cache {self.alias!r} (table {self.cache._table!r}, no pickling)"  # type: ignore[attr-defined]
@@ -217,3 +221,15 @@ def _expiry(ttl: float | None, *, at_least: bool = False) -> datetime:
 
 def _adapt(moment: datetime, connection: Any) -> Any:
     return connection.ops.adapt_datetimefield_value(moment)
+
+
+def closing_probe(store: Store) -> list[ServerProbe]:
+    """The store's own read, closing the probe thread's database connections after it."""
+
+    def read() -> Any:
+        try:
+            return store.get(PROBE_NAME)
+        finally:
+            connections.close_all()  # this probe thread's own database connections
+
+    return [(store.describe(), read)]

@@ -9,6 +9,8 @@ from asgiref.sync import sync_to_async
 from django.core.cache import BaseCache as DjangoCache
 from django.core.cache.backends.locmem import LocMemCache
 
+from llmcache_django.stores.base import ServerProbe
+from llmcache_django.stores.database import closing_probe
 from llmcache_django.stores.generational import GenerationalStore, T
 
 
@@ -32,6 +34,9 @@ class DjangoStore(GenerationalStore):
         #: Whether the backend's ``add`` is atomic (its registry spec says: locmem for one
         #: process, the memcached ones across processes), so single-flight may lease on it.
         self.can_lease = can_lease
+
+    def probes(self) -> list[ServerProbe]:
+        return closing_probe(self)
 
     def describe(self) -> str:
         return f"Django cache {self.alias!r} ({type(self.cache).__module__}.{type(self.cache).__name__})"

@@ -141,6 +141,9 @@ class GenerationalStore(Store):
     async def aadd_counters(self, deltas: Mapping[str, int]) -> None:
         await self._in_thread(self._unless_paused, self.add_counters, deltas)
 
+    async def areset_counters(self, names: list[str]) -> None:
+        await self._in_thread(self.reset_counters, names)
+
     def _unless_paused(self, function: Callable[..., T], *args: Any) -> T:
         # Checked when a worker thread picks the call up: calls queued behind a server that
         # just went away are dropped instead of each waiting for their timeout.

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, LEASE_DONE
+from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT, LEASE_DONE, PROBE_NAME, Node, ServerProbe
 from llmcache_django.stores.generational import GenerationalStore, T
 from llmcache_django.stores.memcached_clients import raw_client_for
 from llmcache_django.stores.metadump import dump_keys
@@ -61,11 +61,23 @@ class MemcachedStore(GenerationalStore):
     def key(self, name: str) -> str:
         return self.prefix + name
 
-    def unreachable_nodes(self) -> list[str]:
-        # A HashClient answers keys of a failed or dead node with a quiet miss.
+    def nodes(self, *, measure: bool = True) -> list[Node]:
+        """Each server of a ``HashClient`` as the client sees it (one server is never measured)."""
         inner = _unwrap(self.client)
-        down = [*getattr(inner, "_failed_clients", {}), *getattr(inner, "_dead_clients", {})]
-        return sorted({_server_name(server) for server in down})
+        if not hasattr(inner, "clients"):
+            return []
+        # A HashClient answers keys of a failed or dead node with a quiet miss.
+        down = {_server_name(server) for server in (*inner._failed_clients, *inner._dead_clients)}
+        names = [_server_name(node.server) for node in server_clients(inner)]
+        return [Node(name, "server", up=name not in down, marked_down=name in down) for name in names]
+
+    def probes(self) -> list[ServerProbe]:
+        nodes = server_clients(self.client)
+        # Plain clients (no pool) share one socket: the store's own get(), under its lock, is the probe.
+        if not all(hasattr(node, "client_pool") for node in nodes):
+            return super().probes()
+        key = self.key(PROBE_NAME)
+        return [(_server_name(node.server), self.retrying(_node_read(node, key))) for node in nodes]
 
     def _get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         with self._lock, _all_down_is_an_outage():
@@ -159,6 +171,10 @@ def server_names(client: Any) -> list[str]:
     inner = _unwrap(client)
     servers = [node.server for node in server_clients(client)] + list(getattr(inner, "_dead_clients", {}))
     return sorted({_server_name(server) for server in servers})
+
+
+def _node_read(node: Any, key: str) -> Callable[[], Any]:
+    return lambda: node.get(key)
 
 
 def _server_name(server: Any) -> str:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from llmcache_django.stores.base import is_entry_name
+from llmcache_django.stores.base import Node, PartialClearError, is_entry_name
 from llmcache_django.stores.generational import _as_bytes
 from llmcache_django.stores.memcached import (
     AllServersDownError,
@@ -42,37 +41,11 @@ GENERATION_CHECK_SECONDS = 1.0
 POOL_DEFAULTS = {"retry_attempts": 2, "retry_timeout": 1, "dead_timeout": 10, "ignore_exc": False}
 
 
-class IncompleteClearError(OSError):
-    """``clear()`` could not reach some servers of a pool; the others were cleared."""
-
-    def __init__(self, count: int, cleared: list[str], unreachable: dict[str, str]) -> None:
-        self.count = count
-        self.cleared = cleared
-        self.unreachable = unreachable
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        """Exactly what was and was not cleared, for the admin and ``clear_llm_cache``."""
-        failures = "; ".join(f"{node} ({reason})" for node, reason in self.unreachable.items())
-        if not self.cleared:
-            return f"no memcached server could be reached, nothing was cleared: {failures}"
-        return (
-            f"cleared {self.count} {'entry' if self.count == 1 else 'entries'} on {', '.join(self.cleared)}; "
-            f"could not reach {failures}: the entries there were not deleted. They are not served when "
-            f"the server is back (its generation is older than the clear), and go as they expire or are evicted"
-        )
-
-
-@dataclass(frozen=True)
-class NodeState:
-    """One server of a pool as the admin shows it; ``error`` is ``None`` when it answered."""
-
-    server: str
-    error: str | None = None
-    entries: int | None = None  # keys under our namespace
-    items: int | None = None  # curr_items: every key on the server
-    bytes: int | None = None  # bytes used by every item on the server
-    marked_down: bool = False  # the client is currently skipping it
+#: What becomes of the entries on a server a clear could not reach.
+UNREACHED_NOTE = (
+    "the entries there were not deleted. They are not served when the server is back "
+    "(its generation is older than the clear), and go as they expire or are evicted"
+)
 
 
 class MemcachedPoolStore(MemcachedStore):
@@ -155,7 +128,7 @@ class MemcachedPoolStore(MemcachedStore):
             unreachable.setdefault(name, reason)
         if unreachable:
             cleared = [name for name in self.node_names() if name not in unreachable]
-            raise IncompleteClearError(removed, cleared, unreachable)
+            raise PartialClearError(removed, cleared, unreachable, note=UNREACHED_NOTE)
         return removed
 
     def node_names(self) -> list[str]:
@@ -176,12 +149,15 @@ class MemcachedPoolStore(MemcachedStore):
                 if key.startswith(prefix):
                     yield key[len(prefix) :]
 
-    def node_states(self) -> list[NodeState]:
-        """Each server's state: up or down, our entries, all its items and bytes."""
-        down = set(self.unreachable_nodes())
-        return [self._node_state(node, _server_name(node.server) in down) for node in server_clients(self.client)]
+    def nodes(self, *, measure: bool = True) -> list[Node]:
+        """Each server: up or down, our entries, all its items and bytes (``measure``: asked)."""
+        seen = super().nodes()
+        if not measure:
+            return seen
+        by_name = {_server_name(node.server): node for node in server_clients(self.client)}
+        return [self._measured(by_name[node.name], node.marked_down) for node in seen]
 
-    def _node_state(self, node: Any, marked_down: bool) -> NodeState:
+    def _measured(self, node: Any, marked_down: bool) -> Node:
         name = _server_name(node.server)
         prefix = _text(getattr(self.hash_client, "key_prefix", b"")) + self.prefix
         try:
@@ -189,8 +165,10 @@ class MemcachedPoolStore(MemcachedStore):
             keys = dump_keys(node.server, timeout=self._dump_timeout())
             entries = sum(1 for key in keys if key.startswith(prefix) and is_entry_name(key[len(prefix) :]))
         except Exception as exc:
-            return NodeState(name, f"memcached node {name}: {_error_text(exc)}", marked_down=marked_down)
-        return NodeState(name, None, entries, int(stats[b"curr_items"]), int(stats[b"bytes"]), marked_down)
+            error = f"memcached node {name}: {_error_text(exc)}"
+            return Node(name, "server", up=False, error=error, marked_down=marked_down)
+        items, used = int(stats[b"curr_items"]), int(stats[b"bytes"])
+        return Node(name, "server", entries=entries, keys=items, bytes_used=used, marked_down=marked_down)
 
     def _on_node(self, node: Any, command: str, *args: Any, **kwargs: Any) -> Any:
         """``node.<command>(...)`` on one server's own client, bypassing the pool's routing."""

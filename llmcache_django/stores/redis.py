@@ -222,6 +222,14 @@ class RedisStore(Store):
         except self._response_error:  # not a hash: another program's value, ours to replace
             self.client.unlink(self.counters_key)
 
+    async def areset_counters(self, names: list[str]) -> None:
+        loop_client = self._loops.get()
+        async with loop_client.slots:
+            try:
+                await loop_client.client.hdel(self.counters_key, *names)
+            except self._response_error:  # not a hash: another program's value, ours to replace
+                await loop_client.client.unlink(self.counters_key)
+
     def _entry_keys(self, keys: Iterable[bytes | str]) -> Iterator[bytes | str]:
         start = len(self.prefix)
         return (key for key in keys if is_entry_name(_text(key)[start:]))

@@ -135,6 +135,17 @@ def derive_client(
     return client_class(connection_pool=new_pool, credential_provider=settings.get("credential_provider"))
 
 
+def carried_retry(retry: Any, asynchronous: bool) -> Any:
+    """A copy of a client's ``Retry`` for a client of the requested kind (sync or asyncio):
+    same backoff, attempts and errors, its own backoff state."""
+    family = family_of(retry)
+    if not isinstance(retry, family.retry.Retry | family.asyncio.retry.Retry):
+        return retry  # a policy of the caller's own: used as given
+    if isinstance(retry, family.asyncio.retry.Retry) == asynchronous:
+        return copy.deepcopy(retry)
+    return _crossed("retry", retry, asynchronous, family)
+
+
 def pools_of(client: AnyClient) -> list[AnyPool]:
     """The connection pools ``client`` uses: its own and, under Sentinel, the sentinels'."""
     pool = _pool_of(client)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio.cluster as async_cluster
@@ -15,35 +19,35 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from llmcache_django.stores.base import Store
+from llmcache_django.stores.base import Node, PartialClearError, ServerProbe, Store
 from llmcache_django.stores.redis import CLEAR_BATCH, RedisStore, _batches
-from llmcache_django.stores.redis_clients import ClientSettingError
+from llmcache_django.stores.redis_clients import ClientSettingError, carried_retry
 
-#: Connection settings both kinds of cluster client take by the same name.
-CARRIED = (
-    "username",
-    "password",
-    "credential_provider",
-    "client_name",
-    "driver_info",
-    "encoding",
-    "encoding_errors",
-    "decode_responses",
-    "health_check_interval",
-    "socket_timeout",
-    "socket_connect_timeout",
-    "socket_keepalive",
-    "socket_keepalive_options",
-    "socket_read_size",
-    "protocol",
-    "ssl_ca_certs",
-    "ssl_ca_data",
-    "ssl_cert_reqs",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_check_hostname",
-    "ssl_min_version",
-    "ssl_ciphers",
+#: Keywords of a cluster client that the derivation sets itself (from the source's topology
+#: settings, below), that are one client's own state, or that are deprecated spellings.
+SET_HERE = frozenset(
+    {
+        "host",
+        "port",
+        "url",
+        "startup_nodes",
+        "connection_class",
+        "connection_pool",
+        "redis_connect_func",
+        "max_connections",
+        "retry",
+        "cluster_error_retry_attempts",
+        "require_full_coverage",
+        "address_remap",
+        "reinitialize_steps",
+        "load_balancing_strategy",
+        "read_from_replicas",
+        "event_dispatcher",
+        "policy_resolver",
+        "metadata_resolver",
+        "lib_name",
+        "lib_version",
+    }
 )
 TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 AnyCluster = sync_cluster.RedisCluster | async_cluster.RedisCluster
@@ -54,14 +58,17 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, AnyCluster)
 
 
-def cluster_settings(client: AnyCluster) -> dict[str, Any]:
-    """The connection settings of a cluster client, as a cluster client's keywords."""
-    kwargs = (
-        client.connection_kwargs
-        if isinstance(client, async_cluster.RedisCluster)
-        else client.nodes_manager.connection_kwargs
-    )
-    settings = {name: kwargs[name] for name in CARRIED if name in kwargs}
+def cluster_settings(client: AnyCluster, *, asynchronous: bool | None = None) -> dict[str, Any]:
+    """The connection settings of a cluster client, as keywords of a cluster client of the
+    requested kind (by default its own): every one that kind takes, its retry policy included."""
+    if isinstance(client, async_cluster.RedisCluster):
+        kwargs, source_async = client.connection_kwargs, True
+    else:
+        kwargs, source_async = client.nodes_manager.connection_kwargs, False
+    target_async = source_async if asynchronous is None else asynchronous
+    accepted = _cluster_keywords(target_async)
+    settings = {name: value for name, value in kwargs.items() if name in accepted and name not in SET_HERE}
+    settings["retry"] = carried_retry(client.retry, target_async)
     connection_class = kwargs.get("connection_class")
     if connection_class is not None and "SSL" in connection_class.__name__:
         settings["ssl"] = True
@@ -98,7 +105,7 @@ def derive_cluster_client(
     caps each node's pool. ``retries=False`` makes a client that tries each command once
     (redis-py's cluster clients retry 10 times by default); redirections are still followed.
     """
-    settings = cluster_settings(client)
+    settings = cluster_settings(client, asynchronous=asynchronous)
     for name in TIMEOUTS:
         if server_timeout is not None and not 0 < (settings.get(name) or 0) <= server_timeout:
             settings[name] = server_timeout
@@ -120,16 +127,19 @@ def derive_cluster_client(
     return module.RedisCluster(startup_nodes=nodes, **settings)
 
 
-class ClusterClearError(RuntimeError):
-    """A clear reached some primaries only: ``failed`` names those it could not clear."""
+#: What becomes of the entries on a primary a clear could not reach.
+UNREACHED_NOTE = "the entries there were not deleted, and are served again if it comes back before they expire"
 
-    def __init__(self, removed: int, cleared: list[str], failed: list[str]) -> None:
-        super().__init__(
-            f"could not clear primary {', '.join(failed)}; removed {removed} entries from "
-            f"{', '.join(cleared) or 'no other primary'}"
-        )
-        self.removed = removed
-        self.failed = failed
+
+@functools.cache
+def _cluster_keywords(asynchronous: bool) -> frozenset[str]:
+    """Every keyword a cluster client of the kind takes (the sync one passes connection
+    settings on through ``**kwargs``, filtered by redis-py's allow-list)."""
+    if asynchronous:
+        return frozenset(inspect.signature(async_cluster.RedisCluster.__init__).parameters)
+    named = inspect.signature(sync_cluster.RedisCluster.__init__).parameters
+    allowed = set(sync_cluster.REDIS_ALLOWED_KEYS) - set(sync_cluster.KWARGS_DISABLED_KEYS)
+    return frozenset(named) | allowed
 
 
 class RedisClusterStore(RedisStore):
@@ -211,17 +221,21 @@ class RedisClusterStore(RedisStore):
         return f"redis cluster {nodes} (prefix {self.prefix!r})"
 
     def clear(self) -> int | None:
-        removed, cleared, failed = 0, [], []
+        removed, cleared, failed = 0, [], {}
         for node in self.client.get_primaries():
             try:
                 removed += self._clear_node(node)
             except Exception as exc:  # the other primaries are still cleared; then say which was not
-                failed.append(f"{node.name} ({type(exc).__name__}: {exc})")
+                failed[node.name] = f"{type(exc).__name__}: {exc}"
             else:
                 cleared.append(node.name)
         if failed:
-            raise ClusterClearError(removed, cleared, failed)
+            raise PartialClearError(removed, cleared, failed, note=UNREACHED_NOTE)
         return removed
+
+    async def aclear(self) -> int | None:
+        # Primary by primary, as clear() does (which says what a lost primary kept): in a thread.
+        return await asyncio.to_thread(self.clear)
 
     def _clear_node(self, node: Any) -> int:
         removed = 0
@@ -238,3 +252,32 @@ class RedisClusterStore(RedisStore):
     def primaries(self) -> list[Any]:
         """The cluster's primary nodes, as the sync client currently knows them."""
         return list(self.client.get_primaries())
+
+    def nodes(self, *, measure: bool = True) -> list[Node]:
+        """Every node, primaries and replicas; ``measure``: with its keys and memory used."""
+        known = sorted(self.client.get_nodes(), key=lambda node: node.name)
+        return [_measured(self.client, node) if measure else Node(node.name, _role(node)) for node in known]
+
+    def probes(self) -> list[ServerProbe]:
+        """A PING per node (primaries and replicas), each on its own connection."""
+        client = self.client
+        known = sorted(client.get_nodes(), key=lambda node: node.name)
+        return [(node.name, _node_ping(client, node)) for node in known]
+
+
+def _role(node: Any) -> str:
+    return "primary" if node.server_type == "primary" else "replica"
+
+
+def _measured(client: Any, node: Any) -> Node:
+    try:
+        connection = client.get_redis_connection(node)  # replicas get one on first use
+        keys = int(connection.dbsize())
+        used = int(connection.info("memory")["used_memory"])
+    except Exception as exc:  # a dead node is shown as down, the others still answer
+        return Node(node.name, _role(node), up=False, error=f"{type(exc).__name__}: {exc}")
+    return Node(node.name, _role(node), keys=keys, bytes_used=used)
+
+
+def _node_ping(client: Any, node: Any) -> Callable[[], Any]:
+    return lambda: client.get_redis_connection(node).ping()

@@ -8,7 +8,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from llmcache_django.core.cache import LLMCache
-from llmcache_django.core.operations import PartialDeleteError
 from llmcache_django.management.commands._common import (
     add_alias_arguments,
     non_blank,
@@ -18,7 +17,7 @@ from llmcache_django.management.commands._common import (
     selected_caches,
     server_errors,
 )
-from llmcache_django.stores.memcached_pool import IncompleteClearError
+from llmcache_django.stores.base import PartialClearError
 
 PROGRESS_THRESHOLD = 1000
 
@@ -83,9 +82,7 @@ class Command(BaseCommand):
         with server_errors(cache, "counting entries" if dry_run else "clearing"):
             try:
                 count = cache.delete_entries(**filters, dry_run=dry_run, progress=self._progress(cache, filters))
-            except PartialDeleteError as exc:
-                raise CommandError(f"LLM cache {cache.alias!r}: {exc}; the rest are still cached.") from exc
-            except IncompleteClearError as exc:
+            except PartialClearError as exc:  # some nodes or entries went: say which, and what did not
                 raise CommandError(f"LLM cache {cache.alias!r}: {exc.describe()}.") from exc
         if verbosity >= 1 and not options["json"]:
             self.stdout.write(_summary(cache.alias, count, dry_run))
