@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -178,6 +178,42 @@ class RedisStore(Store):
             for key in keys:
                 pipe.getrange(key, 0, self.max_value_bytes)
             return pipe.execute()  # type: ignore[no-any-return]
+
+    def get_many(self, names: Sequence[str]) -> dict[str, bytes]:
+        if not names:
+            return {}
+        return self._found(names, self._read_batch([self.prefix + name for name in names]))
+
+    async def aget_many(self, names: Sequence[str]) -> dict[str, bytes]:
+        if not names:
+            return {}
+        loop_client = self._loops.get()
+        async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.getrange(self.prefix + name, 0, self.max_value_bytes)
+            return self._found(names, await pipe.execute())
+
+    def _found(self, names: Sequence[str], values: list[bytes]) -> dict[str, bytes]:
+        # GETRANGE reads a missing key as empty (no entry is empty); a longer value is not ours.
+        return {
+            name: value for name, value in zip(names, values, strict=True) if 0 < len(value) <= self.max_value_bytes
+        }
+
+    def set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for name, value in values.items():
+                pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
+            pipe.execute()
+
+    async def aset_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        loop_client = self._loops.get()
+        async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
+            for name, value in values.items():
+                pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
+            await pipe.execute()
+
+    def _nest(self, part: str) -> None:
+        self.prefix += f"{part}:"
 
     def set_record(self, name: str, value: bytes) -> None:
         self.client.set(self.prefix + name, value)

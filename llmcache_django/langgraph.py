@@ -1,0 +1,190 @@
+"""LangGraph node caching on any ``LLM_CACHES`` alias: ``graph.compile(cache=LangGraphCache())``.
+
+Needs the ``[langgraph]`` extra; nothing else in the package imports LangGraph.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from hashlib import sha256
+from itertools import groupby
+from typing import Any, TypeVar
+
+from langgraph.cache.base import BaseCache, FullKey, Namespace
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from llmcache_django.cache import LLMCache
+from llmcache_django.side_cache import SideCache, llm_cache_for
+
+ValueT = TypeVar("ValueT")
+#: The sub-namespace of the LLM cache's store that node entries live in.
+KIND = "langgraph"
+_NAME_TAG = b"llmcache-langgraph-v1\x00"
+#: Serde types never read back: LangGraph's pickle fallback would unpickle what it reads.
+REFUSED_TYPES = frozenset({"pickle"})
+#: Longest envelope header (namespace, key, type, times) we parse.
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class LangGraphCache(BaseCache[ValueT]):
+    """A ``langgraph.cache.base.BaseCache`` on an ``LLM_CACHES`` alias (or one of our caches).
+
+    Node entries live beside the alias's LLM entries, in their own sub-namespace: neither
+    ``clear()`` touches the other's. Many keys are read and written in one round trip where
+    the store can; a pair's TTL of ``None`` means the alias's TTL. Values go through
+    LangGraph's serde (by default without pickle) and are never unpickled on read. A server
+    error is logged, counted and a miss or a skipped write, as for the LLM cache.
+    """
+
+    def __init__(
+        self, alias: str | None = None, *, cache: LLMCache | None = None, serde: SerializerProtocol | None = None
+    ) -> None:
+        super().__init__(serde=serde)
+        self.side = SideCache(KIND, llm_cache_for(alias, cache))
+
+    def __repr__(self) -> str:
+        return f"<LangGraphCache alias={self.side.llm_cache.alias!r} {self.side.store.describe()}>"
+
+    def get(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
+        """The cached values of ``keys`` (those missing are left out), in one round trip."""
+        names = {entry_name(key): key for key in keys}
+        found = self.side.attempt("lookup", self.side.store.get_many, list(names)) if names else {}
+        values = self._read(names, found)
+        self.side.flush_stats()
+        return values
+
+    async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
+        """Async :meth:`get`."""
+        names = {entry_name(key): key for key in keys}
+        found = await self.side.aattempt("lookup", self.side.store.aget_many, list(names)) if names else {}
+        values = self._read(names, found)
+        await self.side.aflush_stats()
+        return values
+
+    def set(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
+        """Store each value for its TTL in seconds (``None``: the alias's TTL)."""
+        for ttl, values in self._batches(pairs):
+            if self.side.write(self.side.store.set_many, values, ttl):
+                self.side.count("writes", len(values))
+        self.side.flush_stats()
+
+    async def aset(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
+        """Async :meth:`set`."""
+        for ttl, values in self._batches(pairs):
+            if await self.side.awrite(self.side.store.aset_many, values, ttl):
+                self.side.count("writes", len(values))
+        await self.side.aflush_stats()
+
+    def clear(self, namespaces: Sequence[Namespace] | None = None) -> None:
+        """Remove the entries of ``namespaces`` (every node entry of this cache when ``None``), and
+        nothing else; raises when the server cannot be reached, so nothing is silently left."""
+        self.clear_entries(namespaces)
+
+    async def aclear(self, namespaces: Sequence[Namespace] | None = None) -> None:
+        """Async :meth:`clear`."""
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(self.clear_entries, thread_sensitive=True)(namespaces)
+
+    def clear_entries(self, namespaces: Sequence[Namespace] | None = None) -> int | None:
+        """:meth:`clear`, returning how many entries went (``None`` where unknown).
+
+        Clearing some namespaces lists this cache's entries, which every store but Django's
+        file and third-party caches can do; there, clear them all instead.
+        """
+        store = self.side.store
+        if namespaces is None:
+            count = store.clear()
+        else:
+            if not store.can_list:
+                raise NotImplementedError(
+                    f"{store.describe()} cannot list its entries, so node entries cannot be cleared by "
+                    f"namespace; clear() removes every node entry of this cache"
+                )
+            wanted = {tuple(namespace) for namespace in namespaces}
+            doomed = [name for name, value in store.iter_values() if _namespace_of(value) in wanted]
+            count = sum(bool(store.delete(name)) for name in doomed)
+        self.side.cleared()
+        return count
+
+    def _read(self, names: Mapping[str, FullKey], found: Mapping[str, bytes] | None) -> dict[FullKey, ValueT]:
+        values: dict[FullKey, ValueT] = {}
+        for name, key in names.items():
+            value = (found or {}).get(name)
+            if value is None:
+                self.side.count("misses")
+                continue
+            try:
+                values[key] = self._decode(key, value)
+            except Exception as exc:  # whatever is under our key, the node just runs
+                self.side.count("errors")
+                self.side.count("misses")
+                self.side.errors.report("reading a node entry", exc)
+                continue
+            if self.side.stats is not None:
+                self.side.stats.hit(len(value), [], None)
+        return values
+
+    def _decode(self, key: FullKey, value: bytes) -> ValueT:
+        header, payload = decode_envelope(value)
+        if header.get("ns") != list(key[0]) or header.get("key") != key[1]:
+            raise ValueError("stored node entry belongs to another key")
+        type_ = header.get("type")
+        if not isinstance(type_, str) or type_ in REFUSED_TYPES:
+            raise ValueError(f"stored node entry has serde type {type_!r}, which is never read")
+        return self.serde.loads_typed((type_, payload))  # type: ignore[no-any-return]
+
+    def _batches(
+        self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]
+    ) -> list[tuple[float | None, dict[str, bytes]]]:
+        """The encoded entries grouped by TTL (entries whose TTL caches nothing left out)."""
+        encoded: list[tuple[float | None, str, bytes]] = []
+        for key, (value, ttl) in pairs.items():
+            seconds = self.side.ttl if ttl is None else ttl
+            if seconds is not None and seconds <= 0:
+                continue  # TTL 0 means "do not cache", as Django's TIMEOUT 0 does
+            try:
+                encoded.append((seconds, entry_name(key), self._encode(key, value, seconds)))
+            except Exception as exc:
+                self.side.failed("encoding a node entry", exc)
+        encoded.sort(key=lambda item: (item[0] is None, item[0] or 0))
+        batches = []
+        for ttl, group in groupby(encoded, key=lambda item: item[0]):
+            batches.append((ttl, {name: value for _ttl, name, value in group}))
+        return batches
+
+    def _encode(self, key: FullKey, value: ValueT, ttl: float | None) -> bytes:
+        type_, payload = self.serde.dumps_typed(value)
+        now = time.time()
+        header = {"ns": list(key[0]), "key": key[1], "type": type_, "created": now}
+        if ttl is not None:
+            header["expires"] = now + ttl
+        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
+
+
+def entry_name(key: FullKey) -> str:
+    """The entry name of a LangGraph ``(namespace, key)``: a SHA-256 hex digest of both."""
+    namespace, node_key = key
+    body = json.dumps([list(namespace), node_key], separators=(",", ":")).encode("utf-8", "surrogatepass")
+    return sha256(_NAME_TAG + body).hexdigest()
+
+
+def decode_envelope(value: bytes) -> tuple[dict[str, Any], bytes]:
+    """The JSON header (namespace, key, serde type, times) and the serde payload of an entry."""
+    end = value.find(b"\n", 0, MAX_HEADER_BYTES)
+    if end < 0:
+        raise ValueError("not a node entry")
+    header = json.loads(value[:end])
+    if not isinstance(header, dict):
+        raise ValueError("not a node entry")
+    return header, value[end + 1 :]
+
+
+def _namespace_of(value: bytes) -> tuple[str, ...] | None:
+    try:
+        namespace = decode_envelope(value)[0].get("ns")
+    except ValueError:
+        return None
+    return tuple(namespace) if isinstance(namespace, list) else None
