@@ -6,6 +6,8 @@ Public API::
     from llmcache_django import RedisLLMCache, MemcachedLLMCache, DjangoLLMCache
     from llmcache_django.compat import RedisCache, AsyncRedisCache, MemcachedCache
     from llmcache_django import cached              # cached(model): streams cached too
+    from llmcache_django import cached_embeddings   # cached_embeddings(embeddings): vectors cached
+    from llmcache_django import CacheByteStore      # a LangChain ByteStore on an alias
 """
 
 from __future__ import annotations
@@ -13,11 +15,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["DjangoLLMCache", "LLMCache", "MemcachedLLMCache", "RedisLLMCache", "cached", "llm_caches"]
+__all__ = [
+    "CacheByteStore",
+    "DjangoLLMCache",
+    "LLMCache",
+    "MemcachedLLMCache",
+    "RedisLLMCache",
+    "cached",
+    "cached_embeddings",
+    "llm_caches",
+]
 
 if TYPE_CHECKING:
     from llmcache_django.backends import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache
+    from llmcache_django.byte_store import CacheByteStore
     from llmcache_django.cache import LLMCache
+    from llmcache_django.embeddings import cached_embeddings
     from llmcache_django.handler import llm_caches
     from llmcache_django.streaming import cached
 
@@ -41,4 +54,12 @@ def __getattr__(name: str) -> Any:
         from llmcache_django.streaming import cached
 
         return cached
+    if name == "cached_embeddings":
+        from llmcache_django.embeddings import cached_embeddings
+
+        return cached_embeddings
+    if name == "CacheByteStore":
+        from llmcache_django.byte_store import CacheByteStore
+
+        return CacheByteStore
     raise AttributeError(f"module 'llmcache_django' has no attribute {name!r}")
