@@ -45,13 +45,17 @@ class CacheByteStore(BaseStore[str, bytes]):
     def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
         """Store each ``(key, value)``."""
         values = self._encoded(key_value_pairs)
-        if values and self.side.write(self.side.store.set_many, values, self.side.ttl):
+        if values and not self.side.caches_nothing and self.side.write(self.side.store.set_many, values, self.side.ttl):
             self.side.count("writes", len(values))
 
     async def amset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
         """Async :meth:`mset`."""
         values = self._encoded(key_value_pairs)
-        if values and await self.side.awrite(self.side.store.aset_many, values, self.side.ttl):
+        if (
+            values
+            and not self.side.caches_nothing
+            and await self.side.awrite(self.side.store.aset_many, values, self.side.ttl)
+        ):
             self.side.count("writes", len(values))
 
     def mdelete(self, keys: Sequence[str]) -> None:
@@ -81,9 +85,7 @@ class CacheByteStore(BaseStore[str, bytes]):
 
     def clear(self) -> int | None:
         """Remove every value of this alias's byte store, and nothing else."""
-        count = self.side.store.clear()
-        self.side.cleared()
-        return count
+        return self.side.clear()
 
     def _values(self, keys: Sequence[str], names: list[str], found: dict[str, bytes]) -> list[bytes | None]:
         values: list[bytes | None] = []

@@ -139,8 +139,12 @@ class CachedEmbeddings(Embeddings):
         batch = _Batch(texts, names, self._served(names, found))
         while batch.missing:
             self._take(batch, embed(list(batch.missing.values())))
-        if batch.fresh:
-            self.side.write(self.side.store.set_many, self._encoded(batch.fresh), self.side.ttl)
+        if (
+            batch.fresh
+            and not self.side.caches_nothing
+            and self.side.write(self.side.store.set_many, self._encoded(batch.fresh), self.side.ttl)
+        ):
+            self.side.count("writes", len(batch.fresh))
         self.side.flush_stats()
         return batch.ordered()
 
@@ -154,16 +158,18 @@ class CachedEmbeddings(Embeddings):
         batch = _Batch(texts, names, self._served(names, found))
         while batch.missing:
             self._take(batch, await embed(list(batch.missing.values())))
-        if batch.fresh:
-            await self.side.awrite(self.side.store.aset_many, self._encoded(batch.fresh), self.side.ttl)
+        if (
+            batch.fresh
+            and not self.side.caches_nothing
+            and await self.side.awrite(self.side.store.aset_many, self._encoded(batch.fresh), self.side.ttl)
+        ):
+            self.side.count("writes", len(batch.fresh))
         await self.side.aflush_stats()
         return batch.ordered()
 
     def clear(self) -> int | None:
         """Remove every stored vector of this alias (every model's), and nothing else."""
-        count = self.side.store.clear()
-        self.side.cleared()
-        return count
+        return self.side.clear()
 
     def _names(self, texts: Sequence[str], role: str) -> list[str]:
         if isinstance(texts, str) or not isinstance(texts, Sequence):

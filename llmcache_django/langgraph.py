@@ -5,27 +5,20 @@ Needs the ``[langgraph]`` extra; nothing else in the package imports LangGraph.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping, Sequence
-from hashlib import sha256
 from itertools import groupby
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from langgraph.cache.base import BaseCache, FullKey, Namespace
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from llmcache_django.cache import LLMCache
+from llmcache_django.node_entries import KIND, decode_envelope, encode_envelope, entry_name, namespace_of
 from llmcache_django.side_cache import SideCache, llm_cache_for
 
 ValueT = TypeVar("ValueT")
-#: The sub-namespace of the LLM cache's store that node entries live in.
-KIND = "langgraph"
-_NAME_TAG = b"llmcache-langgraph-v1\x00"
 #: Serde types never read back: LangGraph's pickle fallback would unpickle what it reads.
 REFUSED_TYPES = frozenset({"pickle"})
-#: Longest envelope header (namespace, key, type, times) we parse.
-MAX_HEADER_BYTES = 64 * 1024
 
 
 class LangGraphCache(BaseCache[ValueT]):
@@ -88,26 +81,25 @@ class LangGraphCache(BaseCache[ValueT]):
 
         await sync_to_async(self.clear_entries, thread_sensitive=True)(namespaces)
 
-    def clear_entries(self, namespaces: Sequence[Namespace] | None = None) -> int | None:
-        """:meth:`clear`, returning how many entries went (``None`` where unknown).
+    def clear_entries(
+        self, namespaces: Sequence[Namespace] | None = None, *, nodes: Sequence[str] = (), dry_run: bool = False
+    ) -> int | None:
+        """:meth:`clear`, returning how many entries went (``None`` where unknown); ``nodes``
+        also selects every namespace ending in one of these node names.
 
         Clearing some namespaces lists this cache's entries, which every store but Django's
         file and third-party caches can do; there, clear them all instead.
         """
-        store = self.side.store
-        if namespaces is None:
-            count = store.clear()
-        else:
-            if not store.can_list:
-                raise NotImplementedError(
-                    f"{store.describe()} cannot list its entries, so node entries cannot be cleared by "
-                    f"namespace; clear() removes every node entry of this cache"
-                )
-            wanted = {tuple(namespace) for namespace in namespaces}
-            doomed = [name for name, value in store.iter_values() if _namespace_of(value) in wanted]
-            count = sum(bool(store.delete(name)) for name in doomed)
-        self.side.cleared()
-        return count
+        if namespaces is None and not nodes:
+            return self.side.clear(dry_run=dry_run)
+        wanted = {tuple(namespace) for namespace in namespaces or ()}
+        names = set(nodes)
+
+        def selected(value: bytes) -> bool:
+            namespace = namespace_of(value)
+            return namespace is not None and (namespace in wanted or (bool(namespace) and namespace[-1] in names))
+
+        return self.side.delete_where(selected, dry_run=dry_run)
 
     def _read(self, names: Mapping[str, FullKey], found: Mapping[str, bytes] | None) -> dict[FullKey, ValueT]:
         values: dict[FullKey, ValueT] = {}
@@ -157,34 +149,4 @@ class LangGraphCache(BaseCache[ValueT]):
 
     def _encode(self, key: FullKey, value: ValueT, ttl: float | None) -> bytes:
         type_, payload = self.serde.dumps_typed(value)
-        now = time.time()
-        header = {"ns": list(key[0]), "key": key[1], "type": type_, "created": now}
-        if ttl is not None:
-            header["expires"] = now + ttl
-        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
-
-
-def entry_name(key: FullKey) -> str:
-    """The entry name of a LangGraph ``(namespace, key)``: a SHA-256 hex digest of both."""
-    namespace, node_key = key
-    body = json.dumps([list(namespace), node_key], separators=(",", ":")).encode("utf-8", "surrogatepass")
-    return sha256(_NAME_TAG + body).hexdigest()
-
-
-def decode_envelope(value: bytes) -> tuple[dict[str, Any], bytes]:
-    """The JSON header (namespace, key, serde type, times) and the serde payload of an entry."""
-    end = value.find(b"\n", 0, MAX_HEADER_BYTES)
-    if end < 0:
-        raise ValueError("not a node entry")
-    header = json.loads(value[:end])
-    if not isinstance(header, dict):
-        raise ValueError("not a node entry")
-    return header, value[end + 1 :]
-
-
-def _namespace_of(value: bytes) -> tuple[str, ...] | None:
-    try:
-        namespace = decode_envelope(value)[0].get("ns")
-    except ValueError:
-        return None
-    return tuple(namespace) if isinstance(namespace, list) else None
+        return encode_envelope(key[0], key[1], type_, payload, ttl)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_ALIAS
 from llmcache_django.failopen import ErrorReporter
-from llmcache_django.stats import Stats
+from llmcache_django.stats import COUNTERS, Stats, summarize
 from llmcache_django.stores.base import ServerPausedError, Store
 
 T = TypeVar("T")
@@ -44,6 +44,11 @@ class SideCache:
         self.ttl = llm_cache.ttl
         self.stats: Stats | None = Stats() if llm_cache.stats is not None else None
         self.errors = ErrorReporter(f"{llm_cache.alias or type(llm_cache).__name__} ({kind})")
+
+    @property
+    def caches_nothing(self) -> bool:
+        """Whether the alias's TTL is 0: "do not cache", as Django's ``TIMEOUT`` 0 means."""
+        return self.ttl is not None and self.ttl <= 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.kind} {self.store.describe()}>"
@@ -117,9 +122,34 @@ class SideCache:
         self.count("errors")
         self.errors.report(operation, exc)
 
-    def cleared(self) -> None:
-        """Forget an outage once a clear went through."""
+    def clear(self, *, dry_run: bool = False) -> int | None:
+        """Remove every entry of this kind (``dry_run``: count them), and nothing else; how many
+        (``None`` where unknown). Raises when the server cannot be reached."""
+        if dry_run:
+            return sum(1 for _entry in self.store.iter_values()) if self.store.can_list else None
+        count = self.store.clear()
         self.store.paused_until = 0.0
+        return count
+
+    def delete_where(self, selected: Callable[[bytes], bool], *, dry_run: bool = False) -> int:
+        """Remove the entries whose stored value is ``selected`` (``dry_run``: count them)."""
+        if not self.store.can_list:
+            raise NotImplementedError(
+                f"{self.store.describe()} cannot list its entries, so {self.kind} entries cannot be "
+                f"cleared selectively; clear them all instead"
+            )
+        doomed = [name for name, value in self.store.iter_values() if selected(value)]
+        if dry_run:
+            return len(doomed)
+        return sum(bool(self.store.delete(name)) for name in doomed)
+
+    def shared_stats(self) -> dict[str, Any]:
+        """This kind's counters across every process (this one's pending counts added first)."""
+        if self.stats is not None:
+            pending = self.stats.take_pending()
+            if pending:
+                self.store.add_counters(pending)
+        return summarize(self.store.read_counters(list(COUNTERS)))
 
     def _paused(self) -> bool:
         until = max(self.store.paused_until, self.llm_cache.store.paused_until)

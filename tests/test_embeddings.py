@@ -66,6 +66,8 @@ def test_reindexing_embeds_only_the_new_texts(embedder: CachedEmbeddings, model:
         float32(vector) for vector in reference.embed_documents(texts(0, 50))
     ]
     assert first == reference.embed_documents(texts(0, 100))
+    stats = embedder.side.stats
+    assert stats is not None and (stats.hits, stats.misses, stats.writes) == (100, 150, 150)
 
 
 async def test_async_reindexing_embeds_only_the_new_texts(
