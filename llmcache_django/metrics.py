@@ -32,6 +32,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from llmcache_django import stats as stats_module
+from llmcache_django.kind_metrics import empty_families, kind_families
 from llmcache_django.latency import BUCKETS, latencies
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ class LLMCacheCollector:
     def describe(self) -> Iterator[Metric]:
         """The metric families :meth:`collect` yields, without samples (for the registry)."""
         yield from self._counter_families().values()
+        yield from empty_families().values()
         yield self._paused_family()
         yield self._latency_family()
 
@@ -157,6 +159,7 @@ class LLMCacheCollector:
             if cache.stats is not None:
                 self.counts.update(alias, cache)
         yield from self._counters()
+        yield from kind_families(caches)
         yield self._paused(caches)
         yield self._latency()
 

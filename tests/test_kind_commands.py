@@ -89,3 +89,22 @@ def test_stats_show_each_kind_used(kind: str, make_llm_cache: Callable[..., LLMC
     output = run("llm_cache_stats")
     assert "default (langgraph): 2 hits, 2 misses, 2 writes, 0 errors" in output
     assert "(embeddings)" not in output
+
+
+@pytest.mark.urls("tests.ops_urls")
+@pytest.mark.parametrize("kind", [kind_param("alias-django-redis")])
+def test_prometheus_serves_each_kind_used(kind: str, make_llm_cache: Callable[..., LLMCache]) -> None:
+    from tests.test_metrics import scrape, value
+
+    make_llm_cache(kind)
+    embedder = cached_embeddings(CountingEmbeddings(size=4))
+    embedder.embed_documents(["a", "b"])
+    embedder.embed_documents(["a", "c"])
+    embedder.side.shared_stats()  # this process's counts, shared now rather than within a second
+    samples = scrape()
+    counts = {
+        name: value(samples, f"llmcache_kind_{name}_total", alias="default", kind="embeddings")
+        for name in ("hits", "misses", "writes", "errors")
+    }
+    assert counts == {"hits": 1, "misses": 3, "writes": 3, "errors": 0}
+    assert value(samples, "llmcache_kind_hits_total", alias="default", kind="langgraph") == 0
