@@ -17,10 +17,10 @@ import django
 from django.conf import settings
 
 from benchmarks import servers
-from benchmarks.timing import summarize, time_calls
+from benchmarks.timing import Plan, Summary, interleaved
 
 DIMENSIONS = 1536
-ROUNDS = 2000
+PLAN = Plan(rounds=200, batch=10, warmup=100)
 
 
 def main() -> None:
@@ -28,14 +28,15 @@ def main() -> None:
     django.setup()
     with servers.redis_server() as server:
         url = f"redis://{servers.HOST}:{server.port}/0"
-        print(f"redis {server.version}, {ROUNDS} calls per figure (median / p90 in µs)")
-        for label, ours, theirs in node_cache_calls(url):
-            print(f"{label:<16} ours {_figure(ours)}   langgraph RedisCache {_figure(theirs)}")
+        print(f"redis {server.version}; median / p90 µs, {PLAN.rounds * PLAN.batch} calls each, interleaved")
+        for label, calls in node_cache_calls(url).items():
+            figures = interleaved(calls, PLAN)
+            print(f"{label:<12}" + "   ".join(f"{name} {_figure(figures[name])}" for name in calls))
         print(embeddings_figures(url))
 
 
-def node_cache_calls(url: str) -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
-    """``(label, our call, langgraph's call)`` for get/set of 1 and 10 keys on the same server."""
+def node_cache_calls(url: str) -> dict[str, dict[str, Callable[[], object]]]:
+    """Per operation, the calls to compare: ours (one script; a pipeline, as on a cluster) and langgraph's."""
     import redis
     from langgraph.cache.redis import RedisCache
 
@@ -43,18 +44,29 @@ def node_cache_calls(url: str) -> list[tuple[str, Callable[[], object], Callable
     from llmcache_django.langgraph import LangGraphCache
 
     ours: LangGraphCache[Any] = LangGraphCache(cache=RedisLLMCache(redis.Redis.from_url(url), namespace="bench"))
+    piped: LangGraphCache[Any] = LangGraphCache(cache=RedisLLMCache(redis.Redis.from_url(url), namespace="bench"))
+    piped.side.store.scripts_many_keys = False  # type: ignore[attr-defined]
     theirs: RedisCache[Any] = RedisCache(redis.Redis.from_url(url))
     value = {"messages": [{"role": "ai", "content": "x" * 500}]}
     keys = [(("__pregel_ns_writes", "node"), f"key-{index}") for index in range(10)]
     pairs = {key: (value, 600) for key in keys}
     for cache in (ours, theirs):
         cache.set(pairs)
-    return [
-        ("get 1 key", lambda: ours.get(keys[:1]), lambda: theirs.get(keys[:1])),
-        ("get 10 keys", lambda: ours.get(keys), lambda: theirs.get(keys)),
-        ("set 1 key", lambda: ours.set({keys[0]: (value, 600)}), lambda: theirs.set({keys[0]: (value, 600)})),
-        ("set 10 keys", lambda: ours.set(pairs), lambda: theirs.set(pairs)),
-    ]
+    one = {keys[0]: (value, 600)}
+    return {
+        "get 1 key": {
+            "ours": lambda: ours.get(keys[:1]),
+            "ours piped": lambda: piped.get(keys[:1]),
+            "langgraph": lambda: theirs.get(keys[:1]),
+        },
+        "get 10 keys": {
+            "ours": lambda: ours.get(keys),
+            "ours piped": lambda: piped.get(keys),
+            "langgraph": lambda: theirs.get(keys),
+        },
+        "set 1 key": {"ours": lambda: ours.set(one), "langgraph": lambda: theirs.set(one)},
+        "set 10 keys": {"ours": lambda: ours.set(pairs), "langgraph": lambda: theirs.set(pairs)},
+    }
 
 
 def embeddings_figures(url: str) -> str:
@@ -104,10 +116,8 @@ class _CountedRoundTrips:
         redis.connection.AbstractConnection.send_packed_command = self._original  # type: ignore[method-assign]
 
 
-def _figure(call: Callable[[], object]) -> str:
-    time_calls(call, 100)
-    summary = summarize(time_calls(call, ROUNDS))
-    return f"{summary.median_us:7.1f} / {summary.p90_us:7.1f}"
+def _figure(summary: Summary) -> str:
+    return f"{summary.median_us:6.1f} / {summary.p90_us:7.1f}"
 
 
 if __name__ == "__main__":

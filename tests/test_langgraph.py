@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -200,3 +201,29 @@ async def test_a_server_killed_mid_graph_leaves_ainvoke_running() -> None:
         assert calls == {"upper": 1, "reverse": 1}
     finally:
         server.stop()
+
+
+def test_an_oversize_value_under_a_node_key_is_a_miss(graph_cache: LangGraphCache) -> None:
+    ns = ("node",)
+    store = graph_cache.side.store
+    graph_cache.set({(ns, "small"): ("fine", None)})
+    planted = b'{"ns":["node"],"key":"big","type":"bytes"}\n' + b"x" * store.max_value_bytes
+    with contextlib.suppress(Exception):  # a server refusing an item that large keeps nothing there
+        store.set(entry_name((ns, "big")), planted, None)
+    assert graph_cache.get([(ns, "big"), (ns, "small")]) == {(ns, "small"): "fine"}
+
+
+async def test_a_server_that_runs_no_lua_still_caches_nodes() -> None:
+    server = servers.start_redis("--rename-command", "EVALSHA", "", "--rename-command", "EVAL", "")
+    try:
+        cache: LangGraphCache = LangGraphCache(cache=_redis_cache(server))
+        calls: Counter[str] = Counter()
+        graph = build_graph(cache, calls)
+        await sync_to_async(graph.invoke)({"text": "lua"})
+        await sync_to_async(graph.invoke)({"text": "lua"})
+        await graph.ainvoke({"text": "lua"})
+        assert calls == {"upper": 1, "reverse": 1}
+        assert cache.side.stats is not None and cache.side.stats.errors == 0
+        assert cache.side.store._scripts is False  # type: ignore[attr-defined]  # the first read found out
+    finally:
+        server.kill()

@@ -164,7 +164,10 @@ class GenerationalStore(Store):
         }
         self._generations.update(generations)
         values = {name: _untag(found.get(key), generations[generation_keys[key]]) for name, key in keys.items()}
-        return {name: value for name, value in values.items() if value is not None}
+        # A value longer than any we write is not ours (where the backend cannot refuse it unread).
+        return {
+            name: value for name, value in values.items() if value is not None and len(value) <= self.max_value_bytes
+        }
 
     def set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
         tagged: dict[str, bytes] = {}
