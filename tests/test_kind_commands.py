@@ -108,3 +108,18 @@ def test_prometheus_serves_each_kind_used(kind: str, make_llm_cache: Callable[..
     }
     assert counts == {"hits": 1, "misses": 3, "writes": 3, "errors": 0}
     assert value(samples, "llmcache_kind_hits_total", alias="default", kind="langgraph") == 0
+
+
+def test_nothing_but_the_langgraph_module_imports_langgraph() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import django, sys; from django.conf import settings; "
+        "settings.configure(INSTALLED_APPS=['llmcache_django'], LLM_CACHE_SET_GLOBAL=False); django.setup(); "
+        "import llmcache_django.management.commands.clear_llm_cache, llmcache_django.management.commands.llm_cache_stats; "
+        "from llmcache_django import cached_embeddings, CacheByteStore; import llmcache_django.node_entries; "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'langgraph'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
