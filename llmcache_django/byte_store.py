@@ -102,7 +102,7 @@ class CacheByteStore(BaseStore[str, bytes]):
                     value = None
             self.side.count("misses" if value is None else "hits")
             values.append(value)
-        self.side.flush_stats()
+        self.side.flush_due_stats()
         return values
 
     def _encoded(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:

@@ -145,7 +145,7 @@ class CachedEmbeddings(Embeddings):
             and self.side.write(self.side.store.set_many, self._encoded(batch.fresh), self.side.ttl)
         ):
             self.side.count("writes", len(batch.fresh))
-        self.side.flush_stats()
+        self.side.flush_due_stats()
         return batch.ordered()
 
     async def _aembed(
@@ -164,7 +164,7 @@ class CachedEmbeddings(Embeddings):
             and await self.side.awrite(self.side.store.aset_many, self._encoded(batch.fresh), self.side.ttl)
         ):
             self.side.count("writes", len(batch.fresh))
-        await self.side.aflush_stats()
+        await self.side.aflush_due_stats()
         return batch.ordered()
 
     def clear(self) -> int | None:

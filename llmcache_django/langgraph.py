@@ -45,7 +45,7 @@ class LangGraphCache(BaseCache[ValueT]):
         names = {entry_name(key): key for key in keys}
         found = self.side.attempt("lookup", self.side.store.get_many, list(names)) if names else {}
         values = self._read(names, found)
-        self.side.flush_stats()
+        self.side.flush_due_stats()
         return values
 
     async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
@@ -53,7 +53,7 @@ class LangGraphCache(BaseCache[ValueT]):
         names = {entry_name(key): key for key in keys}
         found = await self.side.aattempt("lookup", self.side.store.aget_many, list(names)) if names else {}
         values = self._read(names, found)
-        await self.side.aflush_stats()
+        await self.side.aflush_due_stats()
         return values
 
     def set(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
@@ -61,14 +61,14 @@ class LangGraphCache(BaseCache[ValueT]):
         for ttl, values in self._batches(pairs):
             if self.side.write(self.side.store.set_many, values, ttl):
                 self.side.count("writes", len(values))
-        self.side.flush_stats()
+        self.side.flush_due_stats()
 
     async def aset(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
         """Async :meth:`set`."""
         for ttl, values in self._batches(pairs):
             if await self.side.awrite(self.side.store.aset_many, values, ttl):
                 self.side.count("writes", len(values))
-        await self.side.aflush_stats()
+        await self.side.aflush_due_stats()
 
     def clear(self, namespaces: Sequence[Namespace] | None = None) -> None:
         """Remove the entries of ``namespaces`` (every node entry of this cache when ``None``), and

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from llmcache_django.cache import LLMCache
 from llmcache_django.conf import DEFAULT_ALIAS
+from llmcache_django.exit_flush import flush_at_exit
 from llmcache_django.failopen import ErrorReporter
 from llmcache_django.stats import COUNTERS, Stats, summarize
 from llmcache_django.stores.base import ServerPausedError, Store
@@ -43,7 +44,9 @@ class SideCache:
         #: Seconds an entry lives when the caller gives no TTL: the alias's TTL.
         self.ttl = llm_cache.ttl
         self.stats: Stats | None = Stats() if llm_cache.stats is not None else None
-        self.errors = ErrorReporter(f"{llm_cache.alias or type(llm_cache).__name__} ({kind})")
+        if self.stats is not None:
+            flush_at_exit(self)  # type: ignore[arg-type]  # what it uses: stats, flush_stats(), alias
+        self.errors = ErrorReporter(self.alias)
 
     @property
     def caches_nothing(self) -> bool:
@@ -97,15 +100,27 @@ class SideCache:
         if self.stats is not None and amount:
             self.stats.add(counter, amount)
 
+    @property
+    def alias(self) -> str:
+        """The ``LLM_CACHES`` alias (or the LLM cache's class) these entries belong to."""
+        return f"{self.llm_cache.alias or type(self.llm_cache).__name__} ({self.kind})"
+
     def flush_stats(self) -> None:
-        """Add this process's pending counts to the shared counters, when due (fail-open)."""
+        """Add this process's pending counts to the shared counters now (raises on failure)."""
+        if self.stats is not None:
+            pending = self.stats.take_pending()
+            if pending:
+                self.store.add_counters(pending)
+
+    def flush_due_stats(self) -> None:
+        """:meth:`flush_stats` when due, fail-open (on the lookup path)."""
         if self.stats is not None and self.stats.flush_due() and not self._paused():
             pending = self.stats.take_pending()
             if pending:
                 self.attempt("saving stats", self.store.add_counters, pending)
 
-    async def aflush_stats(self) -> None:
-        """Async :meth:`flush_stats`."""
+    async def aflush_due_stats(self) -> None:
+        """Async :meth:`flush_due_stats`."""
         if self.stats is not None and self.stats.flush_due() and not self._paused():
             pending = self.stats.take_pending()
             if pending:
@@ -145,10 +160,7 @@ class SideCache:
 
     def shared_stats(self) -> dict[str, Any]:
         """This kind's counters across every process (this one's pending counts added first)."""
-        if self.stats is not None:
-            pending = self.stats.take_pending()
-            if pending:
-                self.store.add_counters(pending)
+        self.flush_stats()
         return summarize(self.store.read_counters(list(COUNTERS)))
 
     def _paused(self) -> bool:

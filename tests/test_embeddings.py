@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from array import array
 from typing import Any
 
 import pytest
+import redis
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from pydantic import Field
 
@@ -211,3 +213,25 @@ def test_byte_store_value_under_another_key_is_a_miss(byte_store: CacheByteStore
 
     byte_store.side.store.set(key_name("mine"), encode_value("theirs", b"x"), None)
     assert byte_store.mget(["mine"]) == [None]
+
+
+def test_a_short_lived_process_shares_its_counts_when_it_exits(redis_server: servers.Server) -> None:
+    import subprocess
+    import sys
+
+    from llmcache_django import RedisLLMCache
+    from llmcache_django.side_cache import SideCache
+
+    namespace = f"exit{uuid.uuid4().hex[:8]}"
+    script = (
+        "import django; from django.conf import settings; settings.configure(); django.setup(); "
+        "import redis; from langchain_core.embeddings import DeterministicFakeEmbedding; "
+        "from llmcache_django import RedisLLMCache, cached_embeddings; "
+        f"cache = RedisLLMCache(redis.Redis(port={redis_server.port}), namespace={namespace!r}); "
+        "embedder = cached_embeddings(DeterministicFakeEmbedding(size=4), cache=cache); "
+        "texts = [f'text {i}' for i in range(10)]; embedder.embed_documents(texts); embedder.embed_documents(texts)"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    llm_cache = RedisLLMCache(redis.Redis(port=redis_server.port), namespace=namespace)
+    stats = SideCache("embeddings", llm_cache).shared_stats()
+    assert (stats["hits"], stats["misses"], stats["writes"]) == (10, 10, 10)
