@@ -17,6 +17,7 @@ from llmcache_django.admin_views.common import (
     require_view,
     server_error_text,
 )
+from llmcache_django.admin_views.kinds import KindSummary, kind_summaries
 from llmcache_django.handler import llm_caches
 from llmcache_django.nodes import NodeState, node_states
 
@@ -94,6 +95,8 @@ class AliasSummary:
     nodes: list[Any] = field(default_factory=list)
     #: Each node of a Redis Cluster: primary or replica, up or down, keys, memory used.
     cluster_nodes: list[NodeState] = field(default_factory=list)
+    #: LangGraph node entries, cached embeddings and byte-store values used on the alias.
+    kinds: list[KindSummary] = field(default_factory=list)
 
 
 def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
@@ -121,6 +124,7 @@ def summarize(model_admin: LLMCacheAdmin, alias: str) -> AliasSummary:
         _read_stats(summary, cache)
         if summary.can_list:
             _tally(model_admin, summary, cache)
+        summary.kinds = kind_summaries(cache)
     except Exception as exc:  # one unreachable server must not take the whole dashboard down
         summary.error = server_error_text(cache, exc)
         logger.warning("LLM cache admin: cannot read alias %r: %s", alias, summary.error)
