@@ -17,6 +17,7 @@ from llmcache_django.admin_views.common import (
     require_view,
     server_error_text,
 )
+from llmcache_django.admin_views.kinds import KindSummary, kind_summaries
 from llmcache_django.backends.handler import llm_caches
 from llmcache_django.stores.base import Node
 
@@ -103,6 +104,9 @@ class AliasSummary:
         """The primaries and replicas of a Redis Cluster (one line each)."""
         return [node for node in self.nodes if node.role != "server"]
 
+    #: LangGraph node entries, cached embeddings and byte-store values used on the alias.
+    kinds: list[KindSummary] = field(default_factory=list)
+
 
 def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
     """Every ``LLM_CACHES`` alias: backend, location, entries, size, hit ratio, savings."""
@@ -129,6 +133,7 @@ def summarize(model_admin: LLMCacheAdmin, alias: str) -> AliasSummary:
         _read_stats(summary, cache)
         if summary.can_list:
             _tally(model_admin, summary, cache)
+        summary.kinds = kind_summaries(cache)
     except Exception as exc:  # one unreachable server must not take the whole dashboard down
         summary.error = server_error_text(cache, exc)
         logger.warning("LLM cache admin: cannot read alias %r: %s", alias, summary.error)

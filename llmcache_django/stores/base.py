@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +205,57 @@ class Store(ABC):
     @abstractmethod
     def get_record(self, name: str) -> bytes | None:
         """Read a value kept by :meth:`set_record`, or ``None``."""
+
+    # Many entries at once, and other kinds of entry beside these (LangGraph, embeddings).
+
+    def get_many(self, names: Sequence[str]) -> dict[str, bytes]:
+        """Return the values stored under ``names`` (absent ones left out), in one round trip
+        where the backend can; a value over :attr:`max_value_bytes` is left out unread."""
+        found: dict[str, bytes] = {}
+        for name in names:
+            try:
+                value = self.get(name)
+            except OversizeValueError:
+                continue
+            if value is not None and len(value) <= self.max_value_bytes:
+                found[name] = value
+        return found
+
+    def set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        """Store every ``name: value`` of ``values`` for ``ttl`` seconds, in one round trip where the backend can."""
+        for name, value in values.items():
+            self.set(name, value, ttl)
+
+    async def aget_many(self, names: Sequence[str]) -> dict[str, bytes]:
+        """Async :meth:`get_many`."""
+        found: dict[str, bytes] = {}
+        for name in names:
+            try:
+                value = await self.aget(name)
+            except OversizeValueError:
+                continue
+            if value is not None and len(value) <= self.max_value_bytes:
+                found[name] = value
+        return found
+
+    async def aset_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        """Async :meth:`set_many`."""
+        for name, value in values.items():
+            await self.aset(name, value, ttl)
+
+    def sub_store(self, part: str) -> Store:
+        """A store of the same kind on the same servers and connections, for the sub-namespace
+        ``part`` of this one: its keys never collide with this store's entries, and neither
+        store's ``clear()`` touches the other's entries (their names are not entry digests of
+        the other)."""
+        sub = copy.copy(self)
+        sub.paused_until = 0.0
+        sub._nest(part)
+        return sub
+
+    def _nest(self, part: str) -> None:
+        """Move this (freshly copied) store into the sub-namespace ``part``."""
+        raise NotImplementedError(f"{self.describe()} has no sub-namespaces")
 
     # Operator side: listing and shared counters. Not on the lookup path.
 

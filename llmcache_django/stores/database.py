@@ -71,6 +71,10 @@ class DatabaseStore(GenerationalStore):
     def key(self, name: str) -> str:
         return f"{self.namespace}:{name}"
 
+    def _nest(self, part: str) -> None:
+        super()._nest(part)
+        self.namespace = f"{self.namespace}:{part}"
+
     def _get_many(self, keys: Iterable[str]) -> FoundValues:
         db_keys = {self.cache.make_and_validate_key(key): key for key in keys}
         connection = self._connection(write=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -44,11 +44,18 @@ class DjangoStore(GenerationalStore):
     def key(self, name: str) -> str:
         return f"{self.namespace}:{name}"
 
+    def _nest(self, part: str) -> None:
+        super()._nest(part)
+        self.namespace = f"{self.namespace}:{part}"
+
     def _get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         return self.cache.get_many(list(keys))
 
     def _set(self, key: str, value: bytes, ttl: float | None) -> None:
         self.cache.set(key, value, timeout=ttl)
+
+    def _set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        self.cache.set_many(dict(values), timeout=ttl)
 
     def _add(self, key: str, value: bytes) -> bool:
         return bool(self.cache.add(key, int(value), timeout=None))

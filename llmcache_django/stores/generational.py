@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -153,14 +153,46 @@ class GenerationalStore(Store):
     def iter_values(self) -> Iterator[tuple[str, bytes]]:
         names = (name for name in self._list_names() if is_entry_name(name))
         while batch := list(islice(names, LIST_BATCH)):
-            keys = {name: self.key(name) for name in batch}
-            generation_keys = {key: self.generation_key_of(key) for key in keys.values()}
-            found = self._get_many([*set(generation_keys.values()), *keys.values()])
-            for name, key in keys.items():
-                generation = self._checked_generation(generation_keys[key], found.get(generation_keys[key]))
-                value = _untag(found.get(key), generation)
-                if value is not None:
-                    yield name, value
+            yield from self.get_many(batch).items()
+
+    def get_many(self, names: Sequence[str]) -> dict[str, bytes]:
+        # The entries and their generation counters in one round trip.
+        keys = {name: self.key(name) for name in names}
+        generation_keys = {key: self.generation_key_of(key) for key in keys.values()}
+        found = self._get_many([*set(generation_keys.values()), *keys.values()])
+        generations = {
+            generation_key: self._checked_generation(generation_key, found.get(generation_key))
+            for generation_key in set(generation_keys.values())
+        }
+        self._generations.update(generations)
+        values = {name: _untag(found.get(key), generations[generation_keys[key]]) for name, key in keys.items()}
+        # A value longer than any we write is not ours (where the backend cannot refuse it unread).
+        return {
+            name: value for name, value in values.items() if value is not None and len(value) <= self.max_value_bytes
+        }
+
+    def set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        tagged: dict[str, bytes] = {}
+        for name, value in values.items():
+            key = self.key(name)
+            generation_key = self.generation_key_of(key)
+            generation = self._generations.get(generation_key) or self._current_generation(generation_key)
+            tagged[key] = generation + b":" + value
+        self._set_many(tagged, ttl)
+
+    def _set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        """Store every ``key: value`` of ``values`` (one round trip where the client can)."""
+        for key, value in values.items():
+            self._set(key, value, ttl)
+
+    async def aget_many(self, names: Sequence[str]) -> dict[str, bytes]:
+        return await self._in_thread(self._unless_paused, self.get_many, names)
+
+    async def aset_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        await self._in_thread(self._unless_paused, self.set_many, values, ttl)
+
+    def _nest(self, part: str) -> None:
+        self._generations = {}
 
     def add_counters(self, deltas: Mapping[str, int]) -> None:
         for counter, amount in deltas.items():

@@ -6,7 +6,7 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -89,6 +89,17 @@ class MemcachedStore(GenerationalStore):
             stored = self.client.set(key, value, expire=expire, noreply=False)
         if stored is False:
             raise OSError(f"memcached refused to store {len(value)} bytes under {key!r}")
+
+    def _set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        expire = expire_time(ttl, self._server_now() if ttl and ttl > RELATIVE_EXPIRY_LIMIT else 0.0)
+        with self._lock, _all_down_is_an_outage():
+            failed = self.client.set_many(dict(values), expire=expire, noreply=False)
+        if failed:
+            raise OSError(f"memcached refused to store {len(failed)} of {len(values)} values")
+
+    def _nest(self, part: str) -> None:
+        super()._nest(part)
+        self.prefix += f"{part}:"
 
     def _add(self, key: str, value: bytes) -> bool:
         with self._lock:

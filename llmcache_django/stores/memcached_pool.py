@@ -65,6 +65,13 @@ class MemcachedPoolStore(MemcachedStore):
         #: Servers the last listing could not read, with the reason (shown by the admin).
         self.unlisted_nodes: dict[str, str] = {}
 
+    def _nest(self, part: str) -> None:
+        super()._nest(part)
+        self._generation_keys = _generation_keys(self.hash_client, self.generation_key)
+        self._newest = 0
+        self._newest_checked = -float("inf")
+        self.unlisted_nodes = {}
+
     def is_outage(self, exc: BaseException) -> bool:
         if isinstance(exc, AllServersDownError):
             return True

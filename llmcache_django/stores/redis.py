@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -28,6 +28,14 @@ READ_SCRIPT = (
     "return value"
 )
 READ_SHA = hashlib.sha1(READ_SCRIPT.encode()).hexdigest()
+#: Many bounded reads as one command (one node only: a cluster pipelines them instead); a
+#: missing key reads as empty, which no value of ours is.
+READ_MANY_SCRIPT = (
+    "local values = {} "
+    "for i, key in ipairs(KEYS) do values[i] = redis.call('GETRANGE', key, 0, ARGV[1]) end "
+    "return values"
+)
+READ_MANY_SHA = hashlib.sha1(READ_MANY_SCRIPT.encode()).hexdigest()
 #: Keys removed per UNLINK while clearing a namespace, and values read per pipeline when listing.
 CLEAR_BATCH = 500
 LIST_BATCH = 200
@@ -182,6 +190,67 @@ class RedisStore(Store):
             for key in keys:
                 pipe.getrange(key, 0, self.max_value_bytes)
             return pipe.execute()  # type: ignore[no-any-return]
+
+    #: Whether :meth:`get_many` may run :data:`READ_MANY_SCRIPT` (all keys on one server).
+    scripts_many_keys = True
+
+    def get_many(self, names: Sequence[str]) -> dict[str, bytes]:
+        if not names:
+            return {}
+        keys = [self.prefix + name for name in names]
+        if self._scripts and self.scripts_many_keys:
+            try:
+                try:
+                    values = self.client.evalsha(READ_MANY_SHA, len(keys), *keys, self.max_value_bytes)
+                except self._no_script:
+                    values = self.client.eval(READ_MANY_SCRIPT, len(keys), *keys, self.max_value_bytes)
+                return self._found(names, values)  # type: ignore[arg-type]
+            except self._response_error as exc:
+                self._without_scripts(exc)
+        return self._found(names, self._read_batch(keys))  # type: ignore[arg-type]
+
+    async def aget_many(self, names: Sequence[str]) -> dict[str, bytes]:
+        if not names:
+            return {}
+        keys = [self.prefix + name for name in names]
+        loop_client = self._loops.get()
+        async with loop_client.slots:
+            client = loop_client.client
+            if self._scripts and self.scripts_many_keys:
+                try:
+                    try:
+                        values = await client.evalsha(READ_MANY_SHA, len(keys), *keys, self.max_value_bytes)
+                    except self._no_script:
+                        values = await client.eval(READ_MANY_SCRIPT, len(keys), *keys, self.max_value_bytes)
+                    return self._found(names, values)
+                except self._response_error as exc:
+                    self._without_scripts(exc)
+            async with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.getrange(key, 0, self.max_value_bytes)
+                return self._found(names, await pipe.execute())
+
+    def _found(self, names: Sequence[str], values: Sequence[bytes]) -> dict[str, bytes]:
+        # GETRANGE reads a missing key as empty (no entry is empty); a longer value is not ours.
+        return {
+            name: value for name, value in zip(names, values, strict=True) if 0 < len(value) <= self.max_value_bytes
+        }
+
+    def set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for name, value in values.items():
+                pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
+            pipe.execute()
+
+    async def aset_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        loop_client = self._loops.get()
+        async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
+            for name, value in values.items():
+                pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
+            await pipe.execute()
+
+    def _nest(self, part: str) -> None:
+        self.prefix += f"{part}:"
 
     def set_record(self, name: str, value: bytes) -> None:
         self.client.set(self.prefix + name, value)

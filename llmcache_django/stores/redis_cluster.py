@@ -152,6 +152,7 @@ class RedisClusterStore(RedisStore):
     """
 
     _client: Any = None
+    scripts_many_keys = False  # a script's keys must share a slot: many keys are pipelined
 
     def __init__(self, prefix: str, **kwargs: Any) -> None:
         self._client_lock = threading.Lock()

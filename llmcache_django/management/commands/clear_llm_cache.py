@@ -17,6 +17,7 @@ from llmcache_django.management.commands._common import (
     selected_caches,
     server_errors,
 )
+from llmcache_django.management.commands._kinds import add_kind_arguments, clear_kind, selected_kind
 from llmcache_django.stores.base import PartialClearError
 
 PROGRESS_THRESHOLD = 1000
@@ -35,8 +36,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--noinput", "--no-input", action="store_false", dest="interactive", help="Do not ask for confirmation."
         )
+        add_kind_arguments(parser)
 
     def handle(self, *args: str, **options: Any) -> None:
+        if selected_kind(options) is not None:
+            clear_kind(self, options)
+            return
         model, age = non_blank("--model", options["model"]), non_blank("--older-than", options["older_than"])
         older_than = parse_age(age) if age is not None else None
         plans = [(cache, self._filters(cache, model, older_than)) for cache in self._caches(options)]

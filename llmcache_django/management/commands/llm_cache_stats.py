@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from llmcache_django.management.commands._common import add_alias_arguments, selected_caches, server_errors
+from llmcache_django.management.commands._kinds import kind_stats
 
 
 class Command(BaseCommand):
@@ -24,6 +25,7 @@ class Command(BaseCommand):
                 report[cache.alias] = cache.shared_stats()
                 if options["reset"]:
                     cache.reset_stats()
+                report.update(kind_stats(cache, reset=options["reset"]))
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
             return

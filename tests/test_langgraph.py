@@ -1,0 +1,229 @@
+"""LangGraph node caching on every store kind: a real StateGraph with CachePolicy nodes."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+import pytest
+from asgiref.sync import sync_to_async
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import CachePolicy
+
+from llmcache_django.core.cache import LLMCache
+from llmcache_django.integrations.node_entries import decode_envelope, entry_name
+from llmcache_django.langgraph import LangGraphCache
+from tests import servers
+from tests.builders import build_direct_cache
+from tests.helpers import text_generations
+from tests.test_single_flight_database import database_llm_cache, file_database  # noqa: F401  (fixtures)
+
+LLM_STRING = "fake-llm---[('_type', 'fake')]"
+
+
+class State(TypedDict, total=False):
+    text: str
+    upper: str
+    reversed: str
+
+
+def build_graph(cache: LangGraphCache, calls: Counter[str], *, ttl: int | None = None, on_upper: Any = None) -> Any:
+    """``upper`` then ``reverse``, both cached; each counts its runs in ``calls``."""
+
+    def upper(state: State) -> State:
+        calls["upper"] += 1
+        if on_upper is not None:
+            on_upper()
+        return {"upper": state["text"].upper()}
+
+    def reverse(state: State) -> State:
+        calls["reverse"] += 1
+        return {"reversed": state["text"][::-1]}
+
+    builder = StateGraph(State)
+    builder.add_node("upper", upper, cache_policy=CachePolicy(ttl=ttl))
+    builder.add_node("reverse", reverse, cache_policy=CachePolicy())
+    builder.add_edge(START, "upper")
+    builder.add_edge("upper", "reverse")
+    builder.add_edge("reverse", END)
+    return builder.compile(cache=cache)
+
+
+@pytest.fixture
+def llm_cache(cache_kind: str, make_llm_cache: Callable[..., LLMCache], request: pytest.FixtureRequest) -> LLMCache:
+    """An empty LLM cache of each kind; the database cache's table in a SQLite file.
+
+    LangGraph writes a node's entry from a worker thread while the next node is looked up: the
+    suite's in-memory SQLite (shared cache) fails one of them at once with "table is locked",
+    where a database file (or any server database) makes the writer wait its turn.
+    """
+    if cache_kind == "alias-database":
+        return request.getfixturevalue("database_llm_cache")(False)  # type: ignore[no-any-return]
+    return make_llm_cache(cache_kind)
+
+
+@pytest.fixture
+def graph_cache(llm_cache: LLMCache) -> LangGraphCache:
+    cache: LangGraphCache = LangGraphCache(cache=llm_cache)
+    cache.clear()  # the compat kinds share one namespace across tests
+    return cache
+
+
+def test_a_cached_node_runs_once_per_input(graph_cache: LangGraphCache) -> None:
+    calls: Counter[str] = Counter()
+    graph = build_graph(graph_cache, calls)
+    first = graph.invoke({"text": "paris"})
+    second = graph.invoke({"text": "paris"})
+    assert first == second == {"text": "paris", "upper": "PARIS", "reversed": "sirap"}
+    assert calls == {"upper": 1, "reverse": 1}
+    assert graph.invoke({"text": "rome"})["upper"] == "ROME"
+    assert calls == {"upper": 2, "reverse": 2}
+
+
+async def test_ainvoke_reads_and_writes_the_same_entries(graph_cache: LangGraphCache) -> None:
+    calls: Counter[str] = Counter()
+    graph = build_graph(graph_cache, calls)
+    first = await graph.ainvoke({"text": "oslo"})
+    second = await graph.ainvoke({"text": "oslo"})
+    assert first == second
+    assert calls == {"upper": 1, "reverse": 1}
+    await sync_to_async(graph.invoke)({"text": "oslo"})  # sync sees what async wrote
+    assert calls == {"upper": 1, "reverse": 1}
+    await graph.ainvoke({"text": "bern"})
+    assert calls == {"upper": 2, "reverse": 2}
+
+
+def test_clearing_one_node_reruns_it_and_keeps_the_other(graph_cache: LangGraphCache) -> None:
+    calls: Counter[str] = Counter()
+    graph = build_graph(graph_cache, calls)
+    graph.invoke({"text": "lima"})
+    graph.clear_cache(nodes=["upper"])
+    graph.invoke({"text": "lima"})
+    assert calls == {"upper": 2, "reverse": 1}
+
+
+async def test_aclear_of_one_node_reruns_it_and_keeps_the_other(graph_cache: LangGraphCache) -> None:
+    calls: Counter[str] = Counter()
+    graph = build_graph(graph_cache, calls)
+    await graph.ainvoke({"text": "quito"})
+    await graph.aclear_cache(nodes=["reverse"])
+    await graph.ainvoke({"text": "quito"})
+    assert calls == {"upper": 1, "reverse": 2}
+
+
+def test_a_node_entry_expires_after_its_policy_ttl(graph_cache: LangGraphCache) -> None:
+    calls: Counter[str] = Counter()
+    graph = build_graph(graph_cache, calls, ttl=1)
+    graph.invoke({"text": "kyiv"})  # whether a second run falls within the second is up to the machine: not asserted
+    deadline = time.monotonic() + 30
+    while calls["upper"] == 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        graph.invoke({"text": "kyiv"})
+    assert calls["upper"] == 2
+    assert calls["reverse"] == 1  # no TTL of its own: the alias's (none) applies
+
+
+def test_node_and_llm_entries_never_clear_each_other(llm_cache: LLMCache, graph_cache: LangGraphCache) -> None:
+    calls: Counter[str] = Counter()
+    graph = build_graph(graph_cache, calls)
+    graph.invoke({"text": "riga"})
+    llm_cache.update("prompt", LLM_STRING, text_generations("answer"))
+    graph_cache.clear()
+    assert llm_cache.lookup("prompt", LLM_STRING) == text_generations("answer")
+    graph.invoke({"text": "riga"})
+    assert calls == {"upper": 2, "reverse": 2}
+    llm_cache.clear()
+    assert llm_cache.lookup("prompt", LLM_STRING) is None
+    graph.invoke({"text": "riga"})
+    assert calls == {"upper": 2, "reverse": 2}
+
+
+def test_many_keys_are_read_in_one_call_and_missing_ones_left_out(graph_cache: LangGraphCache) -> None:
+    ns = ("__pregel_ns_writes", "tests", "node")
+    graph_cache.set({(ns, "a"): ({"v": 1}, None), (ns, "b"): ([1, 2, 3], 60)})
+    assert graph_cache.get([(ns, "a"), (ns, "b"), (ns, "c")]) == {(ns, "a"): {"v": 1}, (ns, "b"): [1, 2, 3]}
+    assert graph_cache.get([]) == {}
+    header, _payload = decode_envelope(graph_cache.side.store.get(entry_name((ns, "b"))) or b"")
+    assert header["expires"] - header["created"] == 60  # the pair's TTL, as the store's expiry too
+
+
+def test_a_planted_or_foreign_value_is_a_miss(graph_cache: LangGraphCache) -> None:
+    ns = ("node",)
+    store = graph_cache.side.store
+    store.set(entry_name((ns, "pickled")), b'{"ns":["node"],"key":"pickled","type":"pickle"}\ncos\nsystem\n.', None)
+    store.set(entry_name((ns, "other")), b'{"ns":["node"],"key":"another","type":"json"}\n1', None)
+    store.set(entry_name((ns, "junk")), b"\x80\x04not an entry", None)
+    keys = [(ns, "pickled"), (ns, "other"), (ns, "junk")]
+    assert graph_cache.get(keys) == {}
+    assert graph_cache.side.stats is not None and graph_cache.side.stats.errors == 3
+
+
+# A server killed mid-graph: the graph completes, the node just runs.
+
+
+def _redis_cache(server: servers.Server) -> LLMCache:
+    return build_direct_cache("redis", server.url, "killed", server_timeout=0.5)
+
+
+def _memcached_cache(server: servers.Server) -> LLMCache:
+    return build_direct_cache("memcached", server.location, "killed", server_timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    "start, build", [(servers.start_redis, _redis_cache), (servers.start_memcached, _memcached_cache)]
+)
+def test_a_server_killed_mid_graph_leaves_the_graph_running(
+    start: Callable[[], servers.Server], build: Callable[[servers.Server], LLMCache]
+) -> None:
+    server = start()
+    try:
+        cache: LangGraphCache = LangGraphCache(cache=build(server))
+        calls: Counter[str] = Counter()
+        graph = build_graph(cache, calls, on_upper=server.kill)
+        assert graph.invoke({"text": "dead"}) == {"text": "dead", "upper": "DEAD", "reversed": "daed"}
+        assert graph.invoke({"text": "dead"})["reversed"] == "daed"
+        assert calls == {"upper": 2, "reverse": 2}  # nothing cached, every node ran
+        assert cache.side.stats is not None and cache.side.stats.errors >= 1
+    finally:
+        server.stop()
+
+
+async def test_a_server_killed_mid_graph_leaves_ainvoke_running() -> None:
+    server = servers.start_redis()
+    try:
+        cache: LangGraphCache = LangGraphCache(cache=_redis_cache(server))
+        calls: Counter[str] = Counter()
+        graph = build_graph(cache, calls, on_upper=server.kill)
+        assert (await graph.ainvoke({"text": "gone"}))["upper"] == "GONE"
+        assert calls == {"upper": 1, "reverse": 1}
+    finally:
+        server.stop()
+
+
+def test_an_oversize_value_under_a_node_key_is_a_miss(graph_cache: LangGraphCache) -> None:
+    ns = ("node",)
+    store = graph_cache.side.store
+    graph_cache.set({(ns, "small"): ("fine", None)})
+    planted = b'{"ns":["node"],"key":"big","type":"bytes"}\n' + b"x" * store.max_value_bytes
+    with contextlib.suppress(Exception):  # a server refusing an item that large keeps nothing there
+        store.set(entry_name((ns, "big")), planted, None)
+    assert graph_cache.get([(ns, "big"), (ns, "small")]) == {(ns, "small"): "fine"}
+
+
+async def test_a_server_that_runs_no_lua_still_caches_nodes() -> None:
+    server = servers.start_redis("--rename-command", "EVALSHA", "", "--rename-command", "EVAL", "")
+    try:
+        cache: LangGraphCache = LangGraphCache(cache=_redis_cache(server))
+        calls: Counter[str] = Counter()
+        graph = build_graph(cache, calls)
+        await sync_to_async(graph.invoke)({"text": "lua"})
+        await sync_to_async(graph.invoke)({"text": "lua"})
+        await graph.ainvoke({"text": "lua"})
+        assert calls == {"upper": 1, "reverse": 1}
+        assert cache.side.stats is not None and cache.side.stats.errors == 0
+        assert cache.side.store._scripts is False  # type: ignore[attr-defined]  # the first read found out
+    finally:
+        server.kill()
