@@ -100,6 +100,8 @@ class FlightRunHandler(BaseCallbackHandler):
     """Tells single-flight when model runs start and end (inline: in the run's own context)."""
 
     run_inline = True
+    # Model runs only: chains, agents, retrievers, retries and custom events are not its business.
+    ignore_chain = ignore_agent = ignore_retriever = ignore_retry = ignore_custom_event = True
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID, **kwargs: Any) -> None:
         started(run_id, chat=True)

@@ -248,10 +248,14 @@ def recorded(
     with abandoned_on_failure(marking, prompt, llm_string):
         for chunk in live:
             if chunks and chunks[-1].chunk_position == "last":
-                yield from parked(lead, chunks[-1])
+                lead.park()
+                yield chunks[-1]
+                lead.resume()
             chunks.append(chunk)
             if chunk.chunk_position != "last":
-                yield from parked(lead, chunk)
+                lead.park()
+                yield chunk
+                lead.resume()
     if chunks:
         store(marking, prompt, llm_string, _chat_generations(chunks))
         yield _final_chunk(chunks, marking.miss_marker())
@@ -324,13 +328,6 @@ def _final_chunk(chunks: list[AIMessageChunk], marker: dict[str, Any]) -> AIMess
         return with_marker(last, marker)  # type: ignore[no-any-return]
     empty: Any = "" if isinstance(last.content, str) else []
     return AIMessageChunk(content=empty, id=last.id, response_metadata={MARKER_KEY: marker})
-
-
-def parked(lead: StreamLead, chunk: Any) -> Iterator[Any]:
-    """Yield ``chunk`` with ``lead`` parked where it is read until the next read."""
-    lead.park()
-    yield chunk
-    lead.resume()
 
 
 @contextmanager

@@ -223,9 +223,12 @@ class SingleFlight:
         return self._lease_result(flight, token, taken, may_wait)
 
     def _poll(self, flight: Flight) -> bytes | None:
+        """Poll the server until another process's answer is there, its leader is gone or the bound passes."""
         delay = 0.0  # the first look at once: the lease may be a finished one
         try:
-            while not flight.ended.wait(min(delay, flight.remaining())) and flight.remaining() > 0:
+            while flight.remaining() > 0 and not flight.ended.is_set():
+                if flight.ended.wait(min(delay, flight.remaining())):
+                    break
                 # The lease first: once it reads done, the leader's entry is already written.
                 ended = _ended(self.store.read_lease(lease_name(flight.name)))
                 value = self.store.get(flight.name)
@@ -234,7 +237,8 @@ class SingleFlight:
                 delay = _next_delay(delay)
         except Exception as exc:
             self.on_error("waiting for another process's answer", exc)
-        self._end_flight(flight, None)
+        finally:  # interrupted too: the callers waiting on this poll go on
+            self._end_flight(flight, None)
         return flight.value
 
     def _release(self, flight: Flight, value: bytes | None) -> None:
@@ -260,10 +264,7 @@ class SingleFlight:
         """Async :meth:`settle`."""
         flight = self._end(name, value)
         if flight is not None and flight.token is not None and not lease_ended:
-            try:
-                await self.store.aend_lease(lease_name(flight.name), DONE_SECONDS if value is not None else None)
-            except Exception as exc:
-                self.on_error("ending a single-flight lease", exc)
+            await self._arelease(flight, value)
 
     async def _atake_lease(self, flight: Flight, may_wait: bool) -> bool:
         if not self.store.can_lease:
@@ -277,6 +278,7 @@ class SingleFlight:
         return self._lease_result(flight, token, taken, may_wait)
 
     async def _apoll(self, flight: Flight) -> bytes | None:
+        """Async :meth:`_poll`."""
         delay = 0.0
         try:
             while flight.remaining() > 0 and not flight.ended.is_set():
@@ -293,6 +295,12 @@ class SingleFlight:
         finally:  # cancelled too: the callers waiting on this poll go on
             self._end_flight(flight, None)
         return flight.value
+
+    async def _arelease(self, flight: Flight, value: bytes | None) -> None:
+        try:
+            await self.store.aend_lease(lease_name(flight.name), DONE_SECONDS if value is not None else None)
+        except Exception as exc:
+            self.on_error("ending a single-flight lease", exc)
 
     # Bookkeeping shared by both
 

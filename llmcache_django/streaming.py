@@ -37,7 +37,6 @@ from llmcache_django.replay import (
     astore,
     message_chunks,
     missed,
-    parked,
     recorded,
     replayed,
     store,
@@ -291,7 +290,9 @@ class LLMStreamCache(_LLMBase):
         with abandoned_on_failure(_marking(self), prompt, llm_string):
             for piece in live:
                 pieces.append(piece)
-                yield from parked(lead, piece)
+                lead.park()
+                yield piece
+                lead.resume()
         store(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
 
     async def astream(
