@@ -167,6 +167,9 @@ class GatedLLM(FakeListLLM):
             raise RuntimeError("the provider failed")
         return f"answer to {prompt}"
 
+    async def _acall(self, prompt: str, *args: Any, **kwargs: Any) -> str:
+        return await asyncio.to_thread(self._call, prompt)
+
 
 def test_a_text_completion_leader_raising_releases_its_waiters_at_once(
     make_llm_cache: Callable[..., LLMCache],
@@ -186,6 +189,31 @@ def test_a_text_completion_leader_raising_releases_its_waiters_at_once(
 
     assert sum(isinstance(result, RuntimeError) for result in results) == 1
     assert results.count("answer to complete this") == CALLERS - 1
+    assert llm.calls["count"] == CALLERS
+    assert seconds < RELEASED_WITHIN
+
+
+def test_a_text_completion_leader_raising_in_a_task_releases_its_waiting_tasks_at_once(
+    make_llm_cache: Callable[..., LLMCache],
+) -> None:
+    cache = make("redis", make_llm_cache, bound=BOUND)
+    llm = GatedLLM(
+        responses=["unused"], cache=cache, gate=threading.Event(), calls={"count": 0, "lock": threading.Lock()}
+    )
+
+    async def burst() -> tuple[list[Any], float]:
+        asks = [asyncio.ensure_future(llm.ainvoke("complete this async")) for _ in range(CALLERS)]
+        deadline = time.monotonic() + 10
+        while llm.calls["count"] + waiting(cache) < CALLERS and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        opened = time.monotonic()
+        llm.gate.set()
+        results = await asyncio.gather(*asks, return_exceptions=True)
+        return list(results), time.monotonic() - opened
+
+    results, seconds = asyncio.run(burst())
+    assert sum(isinstance(result, RuntimeError) for result in results) == 1
+    assert results.count("answer to complete this async") == CALLERS - 1
     assert llm.calls["count"] == CALLERS
     assert seconds < RELEASED_WITHIN
 
