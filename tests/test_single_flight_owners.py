@@ -152,6 +152,30 @@ def test_a_leader_raising_behind_a_users_wrapper_releases_its_waiters_at_once(
     assert seconds < RELEASED_WITHIN  # ... when the leader's run failed, not when the 20 s bound passed
 
 
+class ReadOnlyCache(ForwardingCache):
+    """A wrapper that reads through but never writes (a user's "no-store" mode)."""
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        pass
+
+
+def test_a_chat_run_that_ends_without_an_update_releases_its_waiters_at_once(
+    make_llm_cache: Callable[..., LLMCache],
+) -> None:
+    cache = make("redis", make_llm_cache, bound=BOUND)
+    model = gated_model(ReadOnlyCache(cache))  # type: ignore[arg-type]
+    threads, results = ask_in_threads(lambda: model.invoke("never stored").content, CALLERS)
+    assert wait_for(lambda: model.calls["count"] + waiting(cache) == CALLERS, 10)
+    opened = time.monotonic()
+    model.gate.set()
+    join_all(threads)
+    seconds = time.monotonic() - opened
+
+    assert results == ["the answer"] * CALLERS
+    assert model.calls["count"] == CALLERS  # nothing was stored: each waiter called the model ...
+    assert seconds < RELEASED_WITHIN  # ... once the leader's run ended, not when the bound passed
+
+
 class GatedLLM(FakeListLLM):
     """A text-completion model that counts its calls, waits for a gate, and fails its first call."""
 
