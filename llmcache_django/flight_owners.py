@@ -3,38 +3,48 @@
 A miss is led by its *caller*: the ``cached()`` stream it was looked up for (a
 :class:`StreamLead`), else its asyncio task, else its thread. A caller that leads a flight
 never waits for another (a batch that looks all its prompts up before calling the model
-cannot deadlock). A stream leads only while it is read: between two chunks it is *parked*
-where it was last read, and only a lookup made there — which may be the one that has to
-read it on — does not wait for it; a pool thread that read a chunk of it still waits for
-other prompts' answers.
+cannot deadlock); a stream's flights are the stream's, so a pool thread that read a chunk of
+it still waits for other prompts' answers. Between two chunks a stream is *parked*: its
+waiters wait as long as it is read on, and go on without it once it has been parked for
+:data:`PARKED_SECONDS` (its reader may be one of them — one thread interleaving two streams,
+or pool threads all waiting while the stream's next read is queued behind them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+#: How long a stream may stay parked before the callers waiting for its answer go on without it.
+PARKED_SECONDS = 0.5
+
 
 class StreamLead:
-    """A ``cached()`` stream that may lead the flight of its miss, and where it is parked."""
+    """A ``cached()`` stream that may lead the flight of its miss, and since when it is parked."""
 
-    __slots__ = ("parked_at",)
+    __slots__ = ("parked_since",)
 
     def __init__(self) -> None:
-        #: The thread (or task) the stream was last read on while it waits for the next read.
-        self.parked_at: Hashable | None = None
+        #: When the stream handed its last chunk to its reader (``None``: it is being read).
+        self.parked_since: float | None = None
 
-    def park(self, *, asynchronous: bool = False) -> None:
+    def park(self) -> None:
         """The stream hands a chunk to its reader and waits to be read on."""
-        self.parked_at = here(asynchronous=asynchronous)
+        self.parked_since = time.monotonic()
 
     def resume(self) -> None:
         """The stream is read on again."""
-        self.parked_at = None
+        self.parked_since = None
+
+    def held_up(self) -> bool:
+        """Whether the stream has been parked for :data:`PARKED_SECONDS` or more."""
+        since = self.parked_since
+        return since is not None and time.monotonic() - since >= PARKED_SECONDS
 
     @contextmanager
     def looking_up(self) -> Iterator[None]:
@@ -78,6 +88,6 @@ class Owner:
         """Whether the owning call may still update: ``False`` once its task is done."""
         return self.task is None or not self.task.done()
 
-    def parked_at(self, place: Hashable) -> bool:
-        """Whether this owner is a stream parked at ``place`` (waiting there for it could deadlock)."""
-        return self.stream is not None and self.stream.parked_at == place
+    def held_up(self) -> bool:
+        """Whether this owner is a stream nobody has read on for a while (see :class:`StreamLead`)."""
+        return self.stream is not None and self.stream.held_up()

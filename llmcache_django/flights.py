@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 from llmcache_django.flight_owners import Owner
 
+#: How often a caller waiting for a stream's answer checks that the stream is still read on.
+STREAM_CHECK_SECONDS = 0.01
+
 
 class Flight:
     """One miss being answered in this process: its waiters, and the value it ended with."""
@@ -54,15 +57,21 @@ class Flight:
         return max(0.0, self.deadline - time.monotonic())
 
     def wait(self) -> bytes | None:
-        """Block until the flight ends or the bound passes; its value, or ``None``."""
+        """Block until the flight ends, the bound passes or its leading stream is held up; its value, or ``None``."""
         with self._lock:
             self.waiters += 1
         try:
-            self.ended.wait(self.remaining())
+            while not self.ended.wait(self._slice()):
+                if self.remaining() <= 0 or self.owner.held_up():
+                    break
         finally:
             with self._lock:
                 self.waiters -= 1
         return self.value
+
+    def _slice(self) -> float:
+        """How long to wait before looking again: a stream's leader is checked on every so often."""
+        return min(STREAM_CHECK_SECONDS, self.remaining()) if self.owner.stream is not None else self.remaining()
 
     async def await_end(self) -> bytes | None:
         """Async :meth:`wait`, woken from any thread or event loop."""
@@ -74,8 +83,8 @@ class Flight:
             self._futures.append((loop, future))
             self.waiters += 1
         try:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(future, self.remaining())
+            while not future.done() and self.remaining() > 0 and not self.owner.held_up():
+                await asyncio.wait([future], timeout=self._slice())
         finally:
             with self._lock:
                 self.waiters -= 1

@@ -271,12 +271,12 @@ async def arecorded(
     async with aabandoned_on_failure(marking, prompt, llm_string):
         async for chunk in live:
             if chunks and chunks[-1].chunk_position == "last":
-                lead.park(asynchronous=True)
+                lead.park()
                 yield chunks[-1]
                 lead.resume()
             chunks.append(chunk)
             if chunk.chunk_position != "last":
-                lead.park(asynchronous=True)
+                lead.park()
                 yield chunk
                 lead.resume()
     if chunks:

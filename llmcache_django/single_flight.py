@@ -232,15 +232,13 @@ class SingleFlight:
         """``(flight, leads, may_wait)``: the flight to wait on, or a new one this caller
         leads; no flight when it must not wait. A caller already leading a flight never
         waits (a batch leading several prompts, or two batches in opposite orders, cannot
-        deadlock), but still leads new ones; nor does a caller wait for a stream parked
-        where it runs (it may be the one to read that stream on)."""
+        deadlock), but still leads new ones. A caller waits for a stream only while the stream
+        is read on (see :meth:`Owner.held_up`)."""
         with self._lock:
             leading = bool(self._leading.get(owner.caller))
             flight = self._flights.get(name)
             if flight is not None and not flight.ended.is_set():
-                if leading or flight.owner.parked_at(owner.place):
-                    return None, False, False
-                return flight, False, True
+                return (None, False, False) if leading else (flight, False, True)
             flight = Flight(name, owner, time.monotonic() + self.wait, self.abandon_flight)
             self._flights[name] = flight
             self._leading[owner.caller] = self._leading.get(owner.caller, 0) + 1

@@ -314,7 +314,7 @@ class LLMStreamCache(_LLMBase):
         async with aabandoned_on_failure(_marking(self), prompt, llm_string):
             async for piece in live:
                 pieces.append(piece)
-                lead.park(asynchronous=True)
+                lead.park()
                 yield piece
                 lead.resume()
         await astore(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])

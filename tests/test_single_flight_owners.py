@@ -340,3 +340,25 @@ def test_streams_and_invokes_interleaved_on_a_small_pool_make_one_model_call_per
 
 def _queued(futures: list[Any]) -> int:
     return sum(not future.running() and not future.done() for future in futures)
+
+
+def test_pool_threads_all_waiting_for_a_stream_whose_next_read_is_queued_behind_them_go_on(
+    make_llm_cache: Callable[..., LLMCache],
+) -> None:
+    cache = make("redis", make_llm_cache, bound=BOUND)
+    streaming = WordStream(messages=iter([AIMessage(content="one two three four five")] * 3), calls=[])
+    model = cached(streaming, cache=cache)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        stream = model.stream("a prompt streamed on a pool")
+        first = pool.submit(next, stream).result(10)  # the stream leads its flight, parked between chunks
+        started = time.monotonic()
+        invokes = [pool.submit(model.invoke, "a prompt streamed on a pool") for _ in range(2)]
+        rest = pool.submit(list, stream)  # queued behind the two waiting invokes
+        answers = [invoke.result(BOUND + 10).content for invoke in invokes]
+        chunks = [first, *rest.result(BOUND + 10)]
+    seconds = time.monotonic() - started
+    print(f"pool of 2, both threads waiting for a parked stream: done in {seconds * 1000:.0f} ms")
+
+    assert answers == ["one two three four five"] * 2
+    assert "".join(str(chunk.content) for chunk in chunks) == "one two three four five"
+    assert seconds < RELEASED_WITHIN  # the waiters went on without the stream, not after the 20 s bound
