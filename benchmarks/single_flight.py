@@ -5,14 +5,17 @@ chat model (a ``FakeListChatModel`` that sleeps 200 ms per call and counts its c
 langchain-community's ``RedisCache``, by ours without single-flight, and by ours with it.
 
 The overhead: ours with ``single_flight=True`` against ours without, on a lookup hit and on a
-lookup miss followed by its update, timed call by call in alternation; and the round trips
-a miss plus its update makes, counted on the cache's own connections (not timed).
+lookup miss followed by its update, timed call by call in alternation; the round trips
+a miss plus its update makes, counted on the cache's own connections (not timed); and a hit
+through ``invoke`` with and without the callback handler single-flight puts on every
+LangChain run. Without langchain-community installed, its row of the burst is left out.
 
 `python -m benchmarks.single_flight` runs this part alone on a throw-away redis-server.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import itertools
 import statistics
@@ -26,7 +29,6 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from langchain_community.cache import RedisCache as UpstreamRedisCache
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import FakeListChatModel
 
@@ -52,11 +54,20 @@ class FlightPlan:
     hit: Plan
     miss: Plan
     counted_misses: int
+    invoke_hit: Plan
 
 
 #: Hit and miss alternate on every call (batch 1): the differences measured are a few µs.
-PLAN = FlightPlan(5, Plan(rounds=20000, batch=1, warmup=200), Plan(rounds=3000, batch=1, warmup=50), 50)
-QUICK_PLAN = FlightPlan(1, Plan(rounds=3, batch=10, warmup=5), Plan(rounds=3, batch=10, warmup=5), 5)
+PLAN = FlightPlan(
+    5,
+    Plan(rounds=20000, batch=1, warmup=200),
+    Plan(rounds=3000, batch=1, warmup=50),
+    50,
+    Plan(rounds=5000, batch=1, warmup=100),
+)
+QUICK_PLAN = FlightPlan(
+    1, Plan(rounds=3, batch=10, warmup=5), Plan(rounds=3, batch=10, warmup=5), 5, Plan(rounds=3, batch=10, warmup=5)
+)
 
 
 class ModelCalls:
@@ -166,6 +177,8 @@ class SingleFlightResults:
     hit: dict[str, Summary]
     miss: dict[str, Summary]
     trips: dict[str, RoundTrips]
+    #: A hit through ``invoke`` with single-flight's run handler on every LangChain run, and without it.
+    invoke_hit: dict[str, Summary]
 
     def burst(self, contender: str) -> BurstResult:
         return next(b for b in self.bursts if b.contender == contender)
@@ -179,6 +192,11 @@ class SingleFlightResults:
     def miss_overhead(self) -> float:
         """Fraction of a miss + update single-flight adds."""
         return self.miss[WITH].median_us / self.miss[WITHOUT].median_us - 1
+
+    @property
+    def handler_overhead(self) -> float:
+        """Fraction of an ``invoke`` hit the run handler adds."""
+        return self.invoke_hit[WITH].median_us / self.invoke_hit[WITHOUT].median_us - 1
 
     @property
     def extra_round_trips(self) -> float:
@@ -400,8 +418,34 @@ def time_hits(caches: dict[str, RedisLLMCache], payload: Payload, plan: Plan) ->
     return interleaved(calls, plan)
 
 
+def time_invoke_hits(cache: RedisLLMCache, plan: Plan) -> dict[str, Summary]:
+    """A hit through ``FakeListChatModel.invoke``, in a context where single-flight's run handler
+    is on every LangChain run (as it is once a single-flight cache exists) and in one where it is off."""
+    from llmcache_django.core import model_runs
+
+    model = FakeListChatModel(responses=[ANSWER], cache=cache)
+    model.invoke("a cached question")
+    without = contextvars.copy_context()
+    without.run(model_runs._handler.set, None)
+    calls = {
+        WITH: functools.partial(contextvars.copy_context().run, model.invoke, "a cached question"),
+        WITHOUT: functools.partial(without.run, model.invoke, "a cached question"),
+    }
+    return interleaved(calls, plan)
+
+
 def time_misses(caches: dict[str, RedisLLMCache], payload: Payload, plan: Plan) -> dict[str, Summary]:
     return interleaved({name: miss_then_update(cache, payload) for name, cache in caches.items()}, plan)
+
+
+def _upstream(client: redis.Redis) -> dict[str, BaseCache]:
+    """langchain-community's ``RedisCache`` on ``client``; none where it is not installed (its row is left out)."""
+    try:
+        from langchain_community.cache import RedisCache as UpstreamRedisCache
+    except ImportError:
+        print("langchain-community is not installed: its row is left out", file=sys.stderr)
+        return {}
+    return {UPSTREAM: UpstreamRedisCache(client)}
 
 
 def measure(port: int, ours_db: int, upstream_db: int, plan: FlightPlan) -> SingleFlightResults:
@@ -412,16 +456,17 @@ def measure(port: int, ours_db: int, upstream_db: int, plan: FlightPlan) -> Sing
     flight = RedisLLMCache(
         redis.Redis(host=HOST, port=port, db=ours_db), namespace="bench-burst-flight", single_flight=True
     )
-    found_bursts = bursts({UPSTREAM: UpstreamRedisCache(upstream_client), PLAIN: plain, FLIGHT: flight}, plan)
+    found_bursts = bursts({**_upstream(upstream_client), PLAIN: plain, FLIGHT: flight}, plan)
     overhead = overhead_caches(port, ours_db)
     hits = time_hits(overhead, chat, plan.hit)
     misses = time_misses(overhead, chat, plan.miss)
     trips = count_round_trips(port, ours_db, chat, plan.counted_misses)
+    invoke_hits = time_invoke_hits(overhead[WITH], plan.invoke_hit)
     for cache in (plain, flight, *overhead.values()):
         cache.flush_stats()  # now, while the server runs: at exit it would wait on redis-py's retries
         cache.store.client.close()  # type: ignore[attr-defined]
     upstream_client.close()
-    return SingleFlightResults(LATENCY * 1000, found_bursts, hits, misses, trips)
+    return SingleFlightResults(LATENCY * 1000, found_bursts, hits, misses, trips, invoke_hits)
 
 
 # Report
@@ -483,6 +528,8 @@ def report_lines(results: SingleFlightResults) -> list[str]:
         f"{results.hit_overhead * 100:+.1f} % |",
         f"| lookup miss + update | {miss[WITH].median_us:.1f} | {miss[WITHOUT].median_us:.1f} | "
         f"{results.miss_overhead * 100:+.1f} % |",
+        f"| `invoke` hit, run handler on / off | {results.invoke_hit[WITH].median_us:.1f} | "
+        f"{results.invoke_hit[WITHOUT].median_us:.1f} | {results.handler_overhead * 100:+.1f} % |",
         "",
         f"Round trips per miss + update, counted on the cache's connections over {with_trips.misses} misses "
         "(one per command sent alone, one per pipeline): "

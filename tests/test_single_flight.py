@@ -54,7 +54,15 @@ def make(kind: str, make_llm_cache: Callable[..., LLMCache], bound: float = 5) -
     return make_llm_cache(kind, single_flight=bound)
 
 
-def burst_in_threads(model: GatedChat, prompts: list[str]) -> tuple[list[Any], float]:
+def waiting(cache: LLMCache | None) -> int:
+    """How many callers wait on ``cache``'s flights in this process now."""
+    return cache.single_flight.waiting() if cache is not None and cache.single_flight is not None else 0
+
+
+def burst_in_threads(model: GatedChat, prompts: list[str], cache: LLMCache | None = None) -> tuple[list[Any], float]:
+    """Each prompt asked on its own thread; the gate opens once every caller is in the model
+    or waits for another's answer (``cache``: the model's, unless given)."""
+    cache = cache if cache is not None else model.cache
     results: list[Any] = [None] * len(prompts)
 
     def ask(index: int) -> None:
@@ -66,9 +74,7 @@ def burst_in_threads(model: GatedChat, prompts: list[str]) -> tuple[list[Any], f
     threads = [threading.Thread(target=ask, args=(index,)) for index in range(len(prompts))]
     for thread in threads:
         thread.start()
-    while model.calls["count"] == 0:
-        time.sleep(0.005)
-    time.sleep(0.3)  # the others join the flight meanwhile
+    _wait_for(lambda: model.calls["count"] + waiting(cache) >= len(prompts), 30)
     opened = time.monotonic()
     model.gate.set()
     for thread in threads:
@@ -145,9 +151,9 @@ def test_two_hundred_tasks_asking_the_same_prompt_make_one_model_call(
 
     async def burst() -> list[Any]:
         asks = [asyncio.ensure_future(model.ainvoke("the same question")) for _ in range(200)]
-        while model.calls["count"] == 0:
+        deadline = time.monotonic() + 30
+        while model.calls["count"] + waiting(cache) < 200 and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        await asyncio.sleep(0.3)
         model.gate.set()
         return [message.content for message in await asyncio.gather(*asks)]
 
@@ -333,7 +339,7 @@ def global_single_flight_cache(make_llm_cache: Callable[..., LLMCache]) -> Itera
 
 def test_threads_on_the_global_cache_make_one_model_call(global_single_flight_cache: LLMCache) -> None:
     model = gated_model(None)  # type: ignore[arg-type]  # no cache=: LangChain's global one
-    results, _ = burst_in_threads(model, ["a question for the global cache"] * 20)
+    results, _ = burst_in_threads(model, ["a question for the global cache"] * 20, global_single_flight_cache)
     assert results == ["the answer"] * 20
     assert model.calls["count"] == 1
     assert global_single_flight_cache.stats is not None and global_single_flight_cache.stats.coalesced == 19
@@ -364,9 +370,7 @@ def test_two_batches_of_the_same_prompts_make_one_model_call_per_prompt(
     threads = [threading.Thread(target=ask, args=(index,)) for index in range(2)]
     for thread in threads:
         thread.start()
-    while not llm.prompts:
-        time.sleep(0.005)
-    time.sleep(0.3)  # the second batch is waiting meanwhile
+    _wait_for(lambda: waiting(global_single_flight_cache) == 1, 30)  # the second batch waits for the first prompt
     llm.gate.set()
     for thread in threads:
         thread.join(30)

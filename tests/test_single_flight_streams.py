@@ -398,6 +398,12 @@ async def consume(model: Any, taken: list[Any] | None = None) -> list[Any]:
     return chunks
 
 
+def waiting(cache: LLMCache) -> int:
+    """How many callers wait on ``cache``'s flights now."""
+    assert cache.single_flight is not None
+    return cache.single_flight.waiting()
+
+
 async def until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not predicate():
@@ -425,7 +431,7 @@ def test_twenty_tasks_astreaming_the_same_prompt_make_one_model_call(
     async def burst() -> tuple[list[Any], float]:
         tasks = [asyncio.ensure_future(timed(consume(model))) for _ in range(THREADS)]
         await until(lambda: bare.answers.count == 1)
-        await asyncio.sleep(0.3)  # the other tasks miss and join the flight meanwhile
+        await until(lambda: waiting(cache) == THREADS - 1)  # the other tasks miss and join the flight
         opened = time.monotonic()
         bare.answers.gate.set()
         return list(await asyncio.gather(*tasks)), opened
@@ -478,7 +484,7 @@ def test_a_leader_astream_that_fails_or_is_closed_early_releases_its_waiters_at_
         leader = asyncio.ensure_future(lead())
         await until(lambda: bare.answers.count == 1)
         waiters = [asyncio.ensure_future(timed(consume(model))) for _ in range(THREADS - 1)]
-        await asyncio.sleep(0.3)  # they miss and join the leader's flight
+        await until(lambda: waiting(cache) == THREADS - 1)  # they miss and join the leader's flight
         bare.answers.gate.set()
         if how == "cancel":
             await until(lambda: len(received) == 3)
@@ -529,7 +535,7 @@ def test_a_thread_streams_while_tasks_of_an_event_loop_astream_the_same_prompt(
 
     async def tasks() -> list[Any]:
         waiters = [asyncio.ensure_future(timed(consume(model))) for _ in range(10)]
-        await asyncio.sleep(0.3)  # they join the thread's flight, woken across threads and loops
+        await until(lambda: waiting(cache) == 10)  # they join the thread's flight, woken across threads and loops
         bare.answers.gate.set()
         return list(await asyncio.gather(*waiters))
 

@@ -6,28 +6,28 @@ flight takes a *lease* on the server (an atomic add with expiry): if it gets it,
 the server for the entry, and the other callers in this process wait on it. Waiters in the
 process are woken by the leader's ``update`` at once, without touching the server.
 
-A leader that ends without an update (it raised or was cancelled) is noticed by a watcher
-thread within :data:`WATCH_SECONDS` where its call can be watched (a plain function frame on
-a thread's stack, or a coroutine of a task), and its waiters go on to call the model
-themselves; elsewhere its waiters wait for its lease to expire, at most the wait bound.
-Every server error ends the wait: the call proceeds as it would without single-flight.
+A leader that ends without an update is noticed by what its call is, not by where its frames
+live (:mod:`llmcache_django.core.flight_owners`, :mod:`llmcache_django.core.model_runs`): the LangChain
+run that missed failed or ended, the ``cached()`` stream that missed was closed or broke off,
+or the task that missed is done. Its waiters then go on to call the model themselves; where
+none of these can be seen (a bare ``lookup()``), they wait for its lease, at most the wait
+bound. Every server error ends the wait: the call proceeds as it would without single-flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
-import sys
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable, Hashable
-from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR, CO_ITERABLE_COROUTINE
-from types import FrameType
 from typing import Any
 
+from llmcache_django.core import model_runs
+from llmcache_django.core.flight_owners import Owner
+from llmcache_django.core.flights import Flight
 from llmcache_django.stores.base import LEASE_DONE, Store
 
 #: The default bound, in seconds, on how long a waiter waits for another caller's answer.
@@ -41,26 +41,12 @@ DONE_SECONDS = 2.0
 POLL_FIRST_SECONDS = 0.005
 POLL_GROWTH = 1.5
 POLL_MAX_SECONDS = 0.025
-#: How often the watcher checks that the leaders in this process are still at work.
+#: How often the watcher ends the flights whose bound passed or whose leading task is done.
 WATCH_SECONDS = 0.05
 #: The watcher thread stops after this long without a flight (and starts again with the next).
 WATCHER_IDLE_SECONDS = 5.0
 #: Lease names: not entry digests, so never listed, counted or cleared as entries.
 LEASE_PREFIX = "lease:"
-
-#: Modules a lookup passes through on its way from the model: the call that owns a flight is above them.
-_OUR_MODULES = frozenset(
-    {
-        "llmcache_django.core.cache",
-        "llmcache_django.core.single_flight",
-        "llmcache_django.backends.handler",
-        "llmcache_django.integrations.replay",
-        "llmcache_django.core.latency",
-    }
-)
-#: LangChain helpers that look up and return before the model is called.
-_LOOKUP_HELPERS = frozenset({"get_prompts", "aget_prompts"})
-_SUSPENDABLE = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE
 
 
 def lease_name(name: str) -> str:
@@ -88,108 +74,6 @@ def option_problem(option: Any) -> str | None:
     return None
 
 
-class Owner:
-    """The call leading a flight in this process, watched to notice it ended without an update."""
-
-    def __init__(self, frame: FrameType | None, thread_id: int, task: asyncio.Task[Any] | None) -> None:
-        self.frame = frame
-        self.thread_id = thread_id
-        self.task = task
-        self.watchable = frame is not None and (self._in_task() if task is not None else _plain(frame))
-
-    @classmethod
-    def current(cls, *, asynchronous: bool) -> Owner:
-        """The caller of the lookup running now: its thread, or its task when ``asynchronous``."""
-        task = asyncio.current_task() if asynchronous else None
-        return cls(_owner_frame(sys._getframe(1)), threading.get_ident(), task)
-
-    @property
-    def caller(self) -> Hashable:
-        """What identifies the caller: its task, or its thread."""
-        return self.task if self.task is not None else self.thread_id
-
-    def alive(self) -> bool:
-        """Whether the owning call may still update (``True`` where it cannot be watched)."""
-        if not self.watchable:
-            return True
-        if self.task is not None:
-            return not self.task.done() and self._in_task()
-        frame = sys._current_frames().get(self.thread_id)
-        while frame is not None:
-            if frame is self.frame:
-                return True
-            frame = frame.f_back
-        return False
-
-    def _in_task(self) -> bool:
-        assert self.task is not None
-        awaited: Any = self.task.get_coro()
-        while awaited is not None:
-            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
-            if frame is None:
-                return False
-            if frame is self.frame:
-                return True
-            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
-        return False
-
-
-class Flight:
-    """One miss being answered in this process: its waiters, and the value it ended with."""
-
-    def __init__(self, name: str, owner: Owner, deadline: float) -> None:
-        self.name = name
-        self.owner = owner
-        self.deadline = deadline
-        #: Whether another process leads (this one polls the server for the entry).
-        self.remote = False
-        #: The server lease this process holds for the flight, if any.
-        self.token: bytes | None = None
-        self.value: bytes | None = None
-        self.ended = threading.Event()
-        self._futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._lock = threading.Lock()
-
-    def end(self, value: bytes | None) -> bool:
-        """End the flight with ``value`` (``None``: waiters call the model); whether it was running."""
-        with self._lock:
-            if self.ended.is_set():
-                return False
-            self.value = value
-            self.ended.set()
-            futures, self._futures = self._futures, []
-        for loop, future in futures:
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there any more
-                loop.call_soon_threadsafe(_resolve, future)
-        return True
-
-    def remaining(self) -> float:
-        """Seconds left before waiters stop waiting."""
-        return max(0.0, self.deadline - time.monotonic())
-
-    def wait(self) -> bytes | None:
-        """Block until the flight ends or the bound passes; its value, or ``None``."""
-        self.ended.wait(self.remaining())
-        return self.value
-
-    async def await_end(self) -> bytes | None:
-        """Async :meth:`wait`, woken from any thread or event loop."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            if self.ended.is_set():
-                return self.value
-            self._futures.append((loop, future))
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(future, self.remaining())
-        return self.value
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class SingleFlight:
     """Coalesces concurrent misses of one cache's entries (see the module docstring)."""
 
@@ -212,9 +96,16 @@ class SingleFlight:
         self._watcher: threading.Thread | None = None
         self._token_prefix = f"{uuid.uuid4().hex[:12]}:".encode()
         _LIVE.add(self)
+        model_runs.install()
 
     def __len__(self) -> int:
         return len(self._flights)
+
+    def waiting(self, name: str | None = None) -> int:
+        """How many callers in this process wait now on the flight of ``name`` (on any flight when ``None``)."""
+        with self._lock:
+            flights = list(self._flights.values()) if name is None else [self._flights.get(name)]
+        return sum(flight.waiters for flight in flights if flight is not None)
 
     # Sync
 
@@ -256,9 +147,12 @@ class SingleFlight:
         return self._lease_result(flight, token, taken, may_wait)
 
     def _poll(self, flight: Flight) -> bytes | None:
+        """Poll the server until another process's answer is there, its leader is gone or the bound passes."""
         delay = 0.0  # the first look at once: the lease may be a finished one
         try:
-            while not flight.ended.wait(min(delay, flight.remaining())) and flight.remaining() > 0:
+            while flight.remaining() > 0 and not flight.ended.is_set():
+                if flight.ended.wait(min(delay, flight.remaining())):
+                    break
                 # The lease first: once it reads done, the leader's entry is already written.
                 ended = _ended(self.store.read_lease(lease_name(flight.name)))
                 value = self.store.get(flight.name)
@@ -267,7 +161,8 @@ class SingleFlight:
                 delay = _next_delay(delay)
         except Exception as exc:
             self.on_error("waiting for another process's answer", exc)
-        self._end_flight(flight, None)
+        finally:  # interrupted too: the callers waiting on this poll go on
+            self._end_flight(flight, None)
         return flight.value
 
     def _release(self, flight: Flight, value: bytes | None) -> None:
@@ -293,10 +188,7 @@ class SingleFlight:
         """Async :meth:`settle`."""
         flight = self._end(name, value)
         if flight is not None and flight.token is not None and not lease_ended:
-            try:
-                await self.store.aend_lease(lease_name(flight.name), DONE_SECONDS if value is not None else None)
-            except Exception as exc:
-                self.on_error("ending a single-flight lease", exc)
+            await self._arelease(flight, value)
 
     async def _atake_lease(self, flight: Flight, may_wait: bool) -> bool:
         if not self.store.can_lease:
@@ -310,6 +202,7 @@ class SingleFlight:
         return self._lease_result(flight, token, taken, may_wait)
 
     async def _apoll(self, flight: Flight) -> bytes | None:
+        """Async :meth:`_poll`."""
         delay = 0.0
         try:
             while flight.remaining() > 0 and not flight.ended.is_set():
@@ -327,23 +220,32 @@ class SingleFlight:
             self._end_flight(flight, None)
         return flight.value
 
+    async def _arelease(self, flight: Flight, value: bytes | None) -> None:
+        try:
+            await self.store.aend_lease(lease_name(flight.name), DONE_SECONDS if value is not None else None)
+        except Exception as exc:
+            self.on_error("ending a single-flight lease", exc)
+
     # Bookkeeping shared by both
 
     def _enter(self, name: str, owner: Owner) -> tuple[Flight | None, bool, bool]:
         """``(flight, leads, may_wait)``: the flight to wait on, or a new one this caller
         leads; no flight when it must not wait. A caller already leading a flight never
         waits (a batch leading several prompts, or two batches in opposite orders, cannot
-        deadlock), but still leads new ones."""
+        deadlock), but still leads new ones. A caller waits for a stream only while the stream
+        is read on (see :meth:`Owner.held_up`)."""
         with self._lock:
             leading = bool(self._leading.get(owner.caller))
             flight = self._flights.get(name)
             if flight is not None and not flight.ended.is_set():
                 return (None, False, False) if leading else (flight, False, True)
-            flight = Flight(name, owner, time.monotonic() + self.wait)
+            flight = Flight(name, owner, time.monotonic() + self.wait, self.abandon_flight)
             self._flights[name] = flight
             self._leading[owner.caller] = self._leading.get(owner.caller, 0) + 1
             self._watch()
-            return flight, True, not leading
+        if owner.stream is None:  # a cached() stream ends its own flight (settle or abandon)
+            model_runs.tie(flight)
+        return flight, True, not leading
 
     def _lease_result(self, flight: Flight, token: bytes, taken: bool, may_wait: bool) -> bool:
         if taken:
@@ -352,8 +254,11 @@ class SingleFlight:
         if not may_wait:
             self._end_flight(flight, None)
             return False
-        flight.remote = True
-        self._stop_leading(flight)
+        with self._lock:
+            if flight.closed:
+                return False
+            flight.remote = True
+            self._stop_leading(flight)
         return True
 
     def _give_up(self, flight: Flight, operation: str, exc: BaseException) -> None:
@@ -369,11 +274,19 @@ class SingleFlight:
 
     def _end_flight(self, flight: Flight, value: bytes | None) -> bool:
         with self._lock:
+            if flight.closed:
+                return False
+            flight.closed = True
             if self._flights.get(flight.name) is flight:
                 del self._flights[flight.name]
             if not flight.remote:
                 self._stop_leading(flight)
         return flight.end(value)
+
+    def abandon_flight(self, flight: Flight) -> None:
+        """End ``flight`` without a value (its leader is gone) and give up its lease, if it still runs."""
+        if self._end_flight(flight, None) and flight.token is not None:
+            self._release(flight, None)
 
     def _stop_leading(self, flight: Flight) -> None:
         caller = flight.owner.caller
@@ -387,8 +300,7 @@ class SingleFlight:
         with self._lock:
             flights = [flight for flight in self._flights.values() if flight.token is not None]
         for flight in flights:
-            if self._end_flight(flight, None):
-                self._release(flight, None)
+            self.abandon_flight(flight)
 
     def _watch(self) -> None:
         if self._watcher is None or not self._watcher.is_alive():
@@ -408,10 +320,8 @@ class SingleFlight:
                     self._watcher = None
                     return
             for flight in flights:
-                if flight.remote or (flight.remaining() > 0 and flight.owner.alive()):
-                    continue
-                if self._end_flight(flight, None) and flight.token is not None:
-                    self._release(flight, None)
+                if not flight.remote and (flight.remaining() <= 0 or not flight.owner.alive()):
+                    self.abandon_flight(flight)
 
 
 def _next_delay(delay: float) -> float:
@@ -434,18 +344,3 @@ def release_all_leases() -> None:
 def _ended(lease: bytes | str | None) -> bool:
     """Whether a lease read from the server says the leader is gone or finished."""
     return lease is None or lease in (LEASE_DONE, LEASE_DONE.decode())
-
-
-def _owner_frame(frame: FrameType | None) -> FrameType | None:
-    """The first frame above the lookup outside this app's pass-through code and LangChain's lookup helpers."""
-    while frame is not None:
-        module = frame.f_globals.get("__name__")
-        if module not in _OUR_MODULES and frame.f_code.co_name not in _LOOKUP_HELPERS:
-            return frame
-        frame = frame.f_back
-    return None
-
-
-def _plain(frame: FrameType) -> bool:
-    """Whether ``frame`` stays on its thread's stack until it returns (not a generator or coroutine)."""
-    return not frame.f_code.co_flags & _SUSPENDABLE

@@ -22,6 +22,7 @@ from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation, GenerationChunk
 
 from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.flight_owners import StreamLead
 
 #: The chunks the next ``_stream``/``_astream`` call of a cached model replays instead of
 #: asking the model; set only for the one step of ``stream()`` that makes that call.
@@ -243,18 +244,23 @@ async def areplayed(live: AsyncIterator[Any], chunks: Iterable[Any]) -> AsyncIte
 
 
 def recorded(
-    live: Iterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str
+    live: Iterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str, lead: StreamLead
 ) -> Iterator[AIMessageChunk]:
     """``live``'s chunks; once it completed, the answer is stored and the last chunk,
-    held back until then, carries the miss marker."""
+    held back until then, carries the miss marker. ``lead`` is parked while its reader
+    holds a chunk."""
     chunks: list[AIMessageChunk] = []
     with abandoned_on_failure(marking, prompt, llm_string):
         for chunk in live:
             if chunks and chunks[-1].chunk_position == "last":
+                lead.park()
                 yield chunks[-1]
+                lead.resume()
             chunks.append(chunk)
             if chunk.chunk_position != "last":
+                lead.park()
                 yield chunk
+                lead.resume()
     if chunks:
         store(marking, prompt, llm_string, _chat_generations(chunks))
         yield _final_chunk(chunks, marking.miss_marker())
@@ -263,17 +269,21 @@ def recorded(
 
 
 async def arecorded(
-    live: AsyncIterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str
+    live: AsyncIterator[AIMessageChunk], marking: HitMarkingCache, prompt: str, llm_string: str, lead: StreamLead
 ) -> AsyncIterator[AIMessageChunk]:
     """Async :func:`recorded`."""
     chunks: list[AIMessageChunk] = []
     async with aabandoned_on_failure(marking, prompt, llm_string):
         async for chunk in live:
             if chunks and chunks[-1].chunk_position == "last":
+                lead.park()
                 yield chunks[-1]
+                lead.resume()
             chunks.append(chunk)
             if chunk.chunk_position != "last":
+                lead.park()
                 yield chunk
+                lead.resume()
     if chunks:
         await astore(marking, prompt, llm_string, _chat_generations(chunks))
         yield _final_chunk(chunks, marking.miss_marker())

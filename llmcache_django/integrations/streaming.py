@@ -26,6 +26,7 @@ from langchain_core.utils.utils import LC_ID_PREFIX
 
 from llmcache_django.backends.handler import DefaultLLMCache
 from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.flight_owners import StreamLead
 from llmcache_django.integrations.replay import (
     HitMarkingCache,
     aabandoned_on_failure,
@@ -151,12 +152,14 @@ class ChatStreamCache(_ChatBase):
         messages = without_markers(self._convert_input(input).to_messages())
         prompt, llm_string = self._cache_key(messages, stop, kwargs)
         marking = _marking(self)
-        hit = marking.lookup(prompt, llm_string)
+        lead = StreamLead()
+        with lead.looking_up():
+            hit = marking.lookup(prompt, llm_string)
         live = super().stream(messages, config, stop=stop, **kwargs)
         if hit:
             yield from replayed(live, self._replay_chunks(list(hit)))
             return
-        yield from recorded(live, marking, prompt, llm_string)
+        yield from recorded(live, marking, prompt, llm_string, lead)
 
     async def astream(
         self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
@@ -168,13 +171,15 @@ class ChatStreamCache(_ChatBase):
         messages = without_markers(self._convert_input(input).to_messages())
         prompt, llm_string = self._cache_key(messages, stop, kwargs)
         marking = _marking(self)
-        hit = await marking.alookup(prompt, llm_string)
+        lead = StreamLead()
+        with lead.looking_up():
+            hit = await marking.alookup(prompt, llm_string)
         live = super().astream(messages, config, stop=stop, **kwargs)
         if hit:
             async for chunk in areplayed(live, self._replay_chunks(list(hit))):
                 yield chunk
             return
-        async for chunk in arecorded(live, marking, prompt, llm_string):
+        async for chunk in arecorded(live, marking, prompt, llm_string, lead):
             yield chunk
 
     def _generate_with_cache(
@@ -274,7 +279,9 @@ class LLMStreamCache(_LLMBase):
             yield from super().stream(input, config, stop=stop, **kwargs)  # invoke(): cached there
             return
         prompt = self._convert_input(input).to_string()
-        existing, llm_string, _, _ = get_prompts(self._cache_params(stop), [prompt], self.cache)
+        lead = StreamLead()
+        with lead.looking_up():
+            existing, llm_string, _, _ = get_prompts(self._cache_params(stop), [prompt], self.cache)
         live = super().stream(prompt, config, stop=stop, **kwargs)
         if existing:
             yield from replayed(live, text_chunks(existing[0][0]))
@@ -283,7 +290,9 @@ class LLMStreamCache(_LLMBase):
         with abandoned_on_failure(_marking(self), prompt, llm_string):
             for piece in live:
                 pieces.append(piece)
+                lead.park()
                 yield piece
+                lead.resume()
         store(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
 
     async def astream(
@@ -293,7 +302,9 @@ class LLMStreamCache(_LLMBase):
             yield await self.ainvoke(input, config, stop=stop, **kwargs)  # cached there
             return
         prompt = self._convert_input(input).to_string()
-        existing, llm_string, _, _ = await aget_prompts(self._cache_params(stop), [prompt], self.cache)
+        lead = StreamLead()
+        with lead.looking_up():
+            existing, llm_string, _, _ = await aget_prompts(self._cache_params(stop), [prompt], self.cache)
         live = super().astream(prompt, config, stop=stop, **kwargs)
         if existing:
             async for piece in areplayed(live, text_chunks(existing[0][0])):
@@ -303,7 +314,9 @@ class LLMStreamCache(_LLMBase):
         async with aabandoned_on_failure(_marking(self), prompt, llm_string):
             async for piece in live:
                 pieces.append(piece)
+                lead.park()
                 yield piece
+                lead.resume()
         await astore(_marking(self), prompt, llm_string, [Generation(text="".join(pieces))])
 
     def _cache_params(self, stop: list[str] | None) -> dict[str, Any]:
