@@ -4,7 +4,7 @@ Public API::
 
     from llmcache_django import llm_caches          # llm_caches["default"] -> BaseCache
     from llmcache_django import RedisLLMCache, MemcachedLLMCache, DjangoLLMCache
-    from llmcache_django.backends.compat import RedisCache, AsyncRedisCache, MemcachedCache
+    from llmcache_django.compat import RedisCache, AsyncRedisCache, MemcachedCache
     from llmcache_django import cached              # cached(model): streams cached too
     from llmcache_django import cached_embeddings   # cached_embeddings(embeddings): vectors cached
     from llmcache_django import CacheByteStore      # a LangChain ByteStore on an alias
