@@ -17,6 +17,7 @@ from llmcache_django.admin_views.common import (
     require_view,
     server_error_text,
 )
+from llmcache_django.admin_views.savings_chart import savings_sections
 from llmcache_django.backends.handler import llm_caches
 from llmcache_django.ops.nodes import NodeState, node_states
 
@@ -100,7 +101,15 @@ def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
     """Every ``LLM_CACHES`` alias: backend, location, entries, size, hit ratio, savings."""
     require_view(model_admin, request)
     summaries = [summarize(model_admin, alias) for alias in llm_caches]
-    return render_page(model_admin, request, "dashboard.html", "LLM caches", summaries=summaries, scan_limit=SCAN_LIMIT)
+    return render_page(
+        model_admin,
+        request,
+        "dashboard.html",
+        "LLM caches",
+        summaries=summaries,
+        scan_limit=SCAN_LIMIT,
+        savings_sections=savings_sections([summary.alias for summary in summaries if not summary.error]),
+    )
 
 
 def summarize(model_admin: LLMCacheAdmin, alias: str) -> AliasSummary:

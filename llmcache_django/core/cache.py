@@ -12,7 +12,7 @@ from django.dispatch import Signal
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
-from llmcache_django.core import codec
+from llmcache_django.core import codec, series
 from llmcache_django.core.exit_flush import flush_at_exit
 from llmcache_django.core.failopen import ErrorReporter
 from llmcache_django.core.flusher import ensure_running as ensure_flusher
@@ -278,7 +278,8 @@ class LLMCache(CacheOperations, BaseCache):
             if entry.prompt != prompt:
                 raise codec.CodecError("stored entry belongs to another prompt")
             if self.stats is not None:
-                self.stats.hit(len(value), entry.generations, entry.duration, "coalesced" if coalesced else "hits")
+                counter = "coalesced" if coalesced else "hits"
+                self.stats.hit(len(value), entry.generations, entry.duration, counter, entry.model)
         except Exception as exc:  # whatever is under our key, the model call goes on
             self._fail("reading a stored entry", exc)
             self._miss(name)
@@ -347,8 +348,10 @@ class LLMCache(CacheOperations, BaseCache):
             return
         pending = self.stats.take_pending()
         try:
-            if pending:
-                await self.store.aadd_counters(pending)
+            lifetime = series.lifetime_deltas(pending)
+            if lifetime:
+                await self.store.aadd_counters(lifetime)
+            await series.aadd(self.store, series.series_deltas(pending), time.time())
         except Exception as exc:
             self._failed("saving stats", exc)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.outputs import Generation
 
+from llmcache_django.core import series
 from llmcache_django.core.codec import CodecError, llm_record_name
 from llmcache_django.core.listing import EntryInfo, entry_info
 from llmcache_django.core.stats import COUNTERS, Stats, summarize
@@ -160,6 +161,7 @@ class CacheOperations:
         # Held: counts a flush (the flusher thread's) took before the reset are not added after it.
         with self.stats.flushing if self.stats is not None else contextlib.nullcontext():
             self.store.reset_counters(list(COUNTERS))
+            series.reset(self.store, time.time())
             self._require_every_node()  # a pool skips a node that just failed quietly
             if self.stats is not None:
                 self.stats.reset()
@@ -177,16 +179,20 @@ class CacheOperations:
             self._add_pending(self.stats.take_pending())
 
     def _add_pending(self, pending: dict[str, int]) -> None:
-        if not pending:
-            return
+        lifetime = series.lifetime_deltas(pending)
+        if lifetime:
+            self._add_lifetime(lifetime)
+        series.add(self.store, series.series_deltas(pending), time.time())
+
+    def _add_lifetime(self, lifetime: dict[str, int]) -> None:
         try:
-            self.store.add_counters(pending)
+            self.store.add_counters(lifetime)
         except Exception as exc:
             if self.store.is_outage(exc):
                 raise
             # Something else's value under our counters' key: they start again from these counts.
             self.store.reset_counters(list(COUNTERS))
-            self.store.add_counters(pending)
+            self.store.add_counters(lifetime)
 
     def _llm_string_finder(self) -> Callable[[str], str]:
         """``llm_hash -> llm_string`` from the store's records, each read once."""

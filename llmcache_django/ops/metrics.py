@@ -33,6 +33,7 @@ from django.views.decorators.http import require_GET
 
 from llmcache_django.core import stats as stats_module
 from llmcache_django.core.latency import BUCKETS, latencies
+from llmcache_django.ops.savings_metrics import savings_windows, window_families
 
 if TYPE_CHECKING:
     from llmcache_django.core.cache import LLMCache
@@ -147,6 +148,7 @@ class LLMCacheCollector:
     def describe(self) -> Iterator[Metric]:
         """The metric families :meth:`collect` yields, without samples (for the registry)."""
         yield from self._counter_families().values()
+        yield from window_families().values()
         yield self._paused_family()
         yield self._latency_family()
 
@@ -157,6 +159,7 @@ class LLMCacheCollector:
             if cache.stats is not None:
                 self.counts.update(alias, cache)
         yield from self._counters()
+        yield from savings_windows(caches)
         yield self._paused(caches)
         yield self._latency()
 

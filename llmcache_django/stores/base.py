@@ -153,6 +153,28 @@ class Store(ABC):
     def reset_counters(self, names: list[str]) -> None:
         """Set the shared counters ``names`` back to zero."""
 
+    # Counters per time bucket (savings over time): expire on the server as they leave their window.
+
+    #: Whether this store keeps counters per time bucket (the built-in stores do).
+    keeps_series: bool = False
+
+    def add_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
+        """Atomically add ``deltas`` to the counters of ``bucket``, which the server drops at
+        ``expires_at`` (Unix time)."""
+        raise NotImplementedError(f"{self.describe()} keeps no counters per time bucket")
+
+    async def aadd_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
+        """Async :meth:`add_bucket_counters`."""
+        await asyncio.to_thread(self.add_bucket_counters, bucket, deltas, expires_at)
+
+    def read_bucket_counters(self, buckets: list[str], names: list[str]) -> dict[str, dict[str, int]]:
+        """Return ``{bucket: {name: count}}`` for ``buckets`` (0 for counters never written or expired)."""
+        raise NotImplementedError(f"{self.describe()} keeps no counters per time bucket")
+
+    def reset_bucket_counters(self, buckets: list[str]) -> None:
+        """Set every counter of ``buckets`` back to zero (what a stats reset does to the history)."""
+        raise NotImplementedError(f"{self.describe()} keeps no counters per time bucket")
+
     # Single-flight leases: short-lived values under names that are not entries.
 
     #: Whether :meth:`add_lease` is atomic across processes on this backend.

@@ -222,6 +222,53 @@ class RedisStore(Store):
         except self._response_error:  # not a hash: another program's value, ours to replace
             self.client.unlink(self.counters_key)
 
+    keeps_series = True
+
+    def bucket_key(self, bucket: str) -> str:
+        """The hash holding the counters of the time bucket ``bucket`` (it expires on its own)."""
+        return self.prefix + "stats:" + bucket
+
+    def add_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
+        key = self.bucket_key(bucket)
+        try:
+            self._add_to_bucket(key, deltas, expires_at)
+        except self._response_error:  # not a hash: another program's value, ours to replace
+            self.client.unlink(key)
+            self._add_to_bucket(key, deltas, expires_at)
+
+    def _add_to_bucket(self, key: str, deltas: Mapping[str, int], expires_at: float) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for counter, amount in deltas.items():
+                pipe.hincrby(key, counter, amount)
+            pipe.expireat(key, int(expires_at))
+            pipe.execute()
+
+    async def aadd_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
+        loop_client, key = self._loops.get(), self.bucket_key(bucket)
+        async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
+            for counter, amount in deltas.items():
+                pipe.hincrby(key, counter, amount)
+            pipe.expireat(key, int(expires_at))
+            await pipe.execute()
+
+    def read_bucket_counters(self, buckets: list[str], names: list[str]) -> dict[str, dict[str, int]]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for bucket in buckets:
+                pipe.hmget(self.bucket_key(bucket), names)
+            found = pipe.execute(raise_on_error=False)
+        return {
+            bucket: {
+                name: 0 if isinstance(values, Exception) else _as_count(value)
+                for name, value in zip(
+                    names, values if not isinstance(values, Exception) else [None] * len(names), strict=True
+                )
+            }
+            for bucket, values in zip(buckets, found, strict=True)
+        }
+
+    def reset_bucket_counters(self, buckets: list[str]) -> None:
+        self.client.unlink(*(self.bucket_key(bucket) for bucket in buckets))
+
     def _entry_keys(self, keys: Iterable[bytes | str]) -> Iterator[bytes | str]:
         start = len(self.prefix)
         return (key for key in keys if is_entry_name(_text(key)[start:]))
