@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 import time
+import uuid
 from collections.abc import Callable
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import override_settings
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration
+from prometheus_client import CollectorRegistry, generate_latest
 
 from llmcache_django.core import series
 from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.stats import COUNTERS, MODEL_LIMIT, Stats
+from llmcache_django.ops.checks import check_llm_cache_prices
+from llmcache_django.ops.metrics import LLMCacheCollector
 from llmcache_django.ops.savings import Savings, savings_of
 from tests.savings_models import INPUT_TOKENS, OUTPUT_TOKENS, PricedChatModel
+from tests.test_stats_exit import builders
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PRICES = {"gpt-4o-mini": {"input": 0.15, "output": 0.60}}
 #: What one hit of PricedChatModel saves at PRICES: 1000 * 0.15 / 1e6 + 3000 * 0.60 / 1e6.
@@ -99,3 +117,130 @@ def test_a_redis_bucket_expires_as_it_leaves_its_window(make_llm_cache: Callable
     client = cache.store.client  # type: ignore[attr-defined]
     assert client.expiretime(cache.store.bucket_key(hour.name)) == int(hour.start) + 24 * 3600  # type: ignore[attr-defined]
     assert client.expiretime(cache.store.bucket_key(day.name)) == int(day.start) + 30 * 86400  # type: ignore[attr-defined]
+
+
+def test_a_reset_empties_the_history_too(cache_kind: str, make_llm_cache: Callable[..., LLMCache]) -> None:
+    cache = make_llm_cache(cache_kind)
+    with override_settings(LLM_CACHE_PRICES=PRICES):
+        one_miss_two_hits(cache)
+        assert counted(savings_of(cache))[0] >= 2  # flushed: the history is on the server
+        cache.reset_stats()
+        assert counted(savings_of(cache)) == (0, 0, 0, 0.0)
+        model = PricedChatModel(cache=cache)
+        model.invoke("What is the capital of France?")  # the entry stays: a hit, counted from zero
+        assert counted(savings_of(cache)) == (1, 0, INPUT_TOKENS + OUTPUT_TOKENS, pytest.approx(COST_PER_HIT))
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.savings_models import PricedChatModel
+{build}
+model = PricedChatModel(cache=cache)
+for index in range(20):
+    model.invoke(f"question {{index % 5}}")  # 5 misses, then 15 hits
+"""
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_processes_add_up_in_the_same_hour_and_day(kind: str, request: pytest.FixtureRequest) -> None:
+    server = request.getfixturevalue(f"{kind}_server")
+    namespace = f"sv{uuid.uuid4().hex[:8]}"
+    build_code, build = builders(namespace)[kind]
+    script = SCRIPT.format(root=str(ROOT), build=build_code.format(port=server.port, namespace=namespace))
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", textwrap.dedent(script)], check=True, timeout=120, cwd=ROOT)
+    cache = build(server)
+    one_miss_two_hits(cache)
+    with override_settings(LLM_CACHE_PRICES=PRICES):
+        assert counted(savings_of(cache)) == (
+            15 + 20 + 2,  # the second process hits all 20: the first one's misses stored the answers
+            5 + 1,
+            37 * (INPUT_TOKENS + OUTPUT_TOKENS),
+            pytest.approx(37 * COST_PER_HIT),
+        )
+
+
+def test_hostile_or_too_many_model_names_are_not_counted_per_model() -> None:
+    stats = Stats()
+    answer = [
+        ChatGeneration(
+            message=AIMessage(content="x", usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3})
+        )
+    ]
+    stats.hit(10, answer, None, "hits", "bad model\nname")  # type: ignore[arg-type]
+    for index in range(MODEL_LIMIT + 20):
+        stats.hit(10, answer, None, "hits", f"model-{index}")  # type: ignore[arg-type]
+    pending = stats.take_pending()
+    per_model = [name for name in pending if name.startswith((series.INPUT_PREFIX, series.OUTPUT_PREFIX))]
+    assert len(per_model) == 2 * MODEL_LIMIT
+    assert series.INPUT_PREFIX + "bad model\nname" not in pending
+    assert pending["tokens_saved"] == 3 * (MODEL_LIMIT + 21)  # every hit's tokens still count
+    assert set(series.lifetime_deltas(pending)) <= set(COUNTERS)  # model names never reach the lifetime counters
+
+
+@pytest.mark.parametrize(
+    "prices",
+    [
+        ["gpt-4o-mini"],
+        {"gpt-4o-mini": {"input": 0.15}},
+        {"gpt-4o-mini": {"input": "0.15", "output": 0.6}},
+        {"gpt-4o-mini": {"input": -1, "output": 0.6}},
+        {"gpt 4o": {"input": 1, "output": 1}},
+    ],
+)
+def test_a_malformed_price_setting_fails_the_check(prices: object) -> None:
+    with override_settings(LLM_CACHE_PRICES=prices):
+        assert [message.id for message in check_llm_cache_prices()] == ["llmcache_django.E040"]
+        with pytest.raises(SystemCheckError, match="LLM_CACHE_PRICES"):
+            call_command("check")
+
+
+def test_well_formed_prices_pass_the_check() -> None:
+    with override_settings(LLM_CACHE_PRICES={**PRICES, "claude-3-5-haiku": {"input": 1, "output": 5}}):
+        assert check_llm_cache_prices() == []
+
+
+@pytest.mark.django_db
+def test_the_stats_command_shows_the_windows_and_money_as_text_and_json(
+    make_llm_cache: Callable[..., LLMCache],
+) -> None:
+    cache = make_llm_cache("alias-django-redis")
+    one_miss_two_hits(cache)
+    assert "last 24 h" not in stats_command()  # no price: the one line as before
+    with override_settings(LLM_CACHE_PRICES=PRICES):
+        text = stats_command()
+        report = json.loads(stats_command("--json"))["default"]["savings"]
+    assert text.splitlines()[1:] == [
+        "  last 24 h: 2 hits, 1 miss; saved 8000 tokens and 0.0s of model time, cost saved 0.0039 at LLM_CACHE_PRICES",
+        "  last 30 days: 2 hits, 1 miss; saved 8000 tokens and 0.0s of model time, cost saved 0.0039 at LLM_CACHE_PRICES",
+    ]
+    assert (report["last_24h"]["hits"], report["last_30d"]["tokens_saved"]) == (2, 8000)
+    assert report["last_30d"]["cost_saved"] == pytest.approx(2 * COST_PER_HIT)
+    assert (len(report["hourly"]), len(report["daily"])) == (24, 30)
+    assert report["hourly"][-1]["start"].endswith(":00:00Z") and report["priced_models"] == ["gpt-4o-mini"]
+    assert "cost_saved" not in json.loads(stats_command("--json"))["default"]["savings"]["last_24h"]
+
+
+def test_prometheus_serves_the_windows_and_money_only_with_prices(make_llm_cache: Callable[..., LLMCache]) -> None:
+    cache = make_llm_cache("redis")
+    one_miss_two_hits(cache)
+    registry = CollectorRegistry()
+    registry.register(LLMCacheCollector(caches=lambda: {"default": cache}))
+    unpriced = generate_latest(registry).decode()
+    with override_settings(LLM_CACHE_PRICES=PRICES):
+        priced = generate_latest(registry).decode()
+    assert 'llmcache_window_hits{alias="default",window="24h"} 2.0' in priced
+    assert 'llmcache_window_misses{alias="default",window="30d"} 1.0' in priced
+    assert 'llmcache_window_tokens_saved{alias="default",window="30d"} 8000.0' in priced
+    assert 'llmcache_window_cost_saved{alias="default",window="30d"} 0.0039' in priced
+    assert (
+        "llmcache_window_cost_saved{" not in unpriced
+        and 'llmcache_window_hits{alias="default",window="24h"} 2.0' in unpriced
+    )
+
+
+def stats_command(*args: str) -> str:
+    out = StringIO()
+    call_command("llm_cache_stats", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
