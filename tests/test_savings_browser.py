@@ -84,6 +84,8 @@ def test_the_savings_charts_and_cost_column_fit_every_width_light_and_dark(
         expect(hits).to_have_count(1 + 8)  # this hour and the 8 earlier hours within the last 24
         luma = page.locator(".llmcache-bar-chart svg").first.evaluate(BACKGROUND_LUMA)
         assert (luma < 100) if scheme == "dark" else (luma > 150), luma
+        totals = section.locator(".llmcache-scroll").first
+        assert totals.evaluate("(box) => box.scrollWidth <= box.clientWidth"), "the totals table scrolls"
         assert page.evaluate(LAYOUT_PROBLEMS) == []
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / f"admin-savings-{width}px-{scheme}.png", full_page=True)

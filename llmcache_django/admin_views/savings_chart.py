@@ -103,9 +103,9 @@ def section_of(alias: str, savings: Savings) -> SavingsSection:
     """The charts and totals of ``savings``."""
     return SavingsSection(
         alias=alias,
-        hourly=charts_of(savings.hourly, lambda start: _utc(start, "%H:00"), "hour", savings.has_money),
+        hourly=charts_of(savings.hourly, lambda start: _utc(start, "%b %d %H:00"), "hour", savings.has_money),
         daily=charts_of(savings.daily, lambda start: _utc(start, "%b %d"), "day", savings.has_money),
-        totals=[_total("Last 24 hours", savings.total("hourly")), _total("Last 30 days", savings.total("daily"))],
+        totals=[_total("Last 24 h", savings.total("hourly")), _total("Last 30 days", savings.total("daily"))],
         has_money=savings.has_money,
         empty=not any(point.hits or point.misses for point in savings.daily),
     )
@@ -116,7 +116,7 @@ def charts_of(points: list[SavingsPoint], label: Callable[[float], str], unit: s
     titles = [_tooltip(point, label(point.start), unit) for point in points]
     first, last = label(points[0].start), label(points[-1].start)
     charts = [
-        _chart("lookups", "Lookups (hits over misses)", points, titles, first, last),
+        _chart("lookups", "Hits / misses", points, titles, first, last),
         _chart("tokens", "Tokens saved", points, titles, first, last),
         _chart("time", "Model time saved", points, titles, first, last),
     ]
