@@ -244,3 +244,16 @@ def stats_command(*args: str) -> str:
     out = StringIO()
     call_command("llm_cache_stats", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached", "redis-cluster-async"])
+async def test_an_async_flush_adds_to_the_hour_and_day_too(kind: str, make_llm_cache: Callable[..., LLMCache]) -> None:
+    cache = make_llm_cache(kind)
+    model = PricedChatModel(cache=cache)
+    for _ in range(3):
+        await model.ainvoke("What is the capital of France?")
+    await cache._aflush_stats_quietly()  # what a due flush does on the event loop
+    assert cache.stats is not None and not cache.stats.has_pending
+    hour, day = series.current_buckets(time.time())
+    found = cache.store.read_bucket_counters([hour.name, day.name], ["hits", "misses"])
+    assert found == {hour.name: {"hits": 2, "misses": 1}, day.name: {"hits": 2, "misses": 1}}

@@ -89,15 +89,13 @@ def model_counter_names(models: list[str]) -> list[str]:
 def add(store: Store, deltas: Mapping[str, int], now: float) -> None:
     """Add ``deltas`` to the current hour's and day's counters (nothing where the store keeps no series)."""
     if deltas and store.keeps_series:
-        for bucket in current_buckets(now):
-            store.add_bucket_counters(bucket.name, deltas, bucket.expires_at)
+        store.add_bucket_counters({bucket.name: bucket.expires_at for bucket in current_buckets(now)}, deltas)
 
 
 async def aadd(store: Store, deltas: Mapping[str, int], now: float) -> None:
     """Async :func:`add`."""
     if deltas and store.keeps_series:
-        for bucket in current_buckets(now):
-            await store.aadd_bucket_counters(bucket.name, deltas, bucket.expires_at)
+        await store.aadd_bucket_counters({bucket.name: bucket.expires_at for bucket in current_buckets(now)}, deltas)
 
 
 def reset(store: Store, now: float) -> None:

@@ -158,14 +158,14 @@ class Store(ABC):
     #: Whether this store keeps counters per time bucket (the built-in stores do).
     keeps_series: bool = False
 
-    def add_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
-        """Atomically add ``deltas`` to the counters of ``bucket``, which the server drops at
-        ``expires_at`` (Unix time)."""
+    def add_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        """Atomically add ``deltas`` to the counters of each bucket of ``buckets`` (name ->
+        the Unix time the server drops it), in as few round trips as the backend allows."""
         raise NotImplementedError(f"{self.describe()} keeps no counters per time bucket")
 
-    async def aadd_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
+    async def aadd_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
         """Async :meth:`add_bucket_counters`."""
-        await asyncio.to_thread(self.add_bucket_counters, bucket, deltas, expires_at)
+        await asyncio.to_thread(self.add_bucket_counters, buckets, deltas)
 
     def read_bucket_counters(self, buckets: list[str], names: list[str]) -> dict[str, dict[str, int]]:
         """Return ``{bucket: {name: count}}`` for ``buckets`` (0 for counters never written or expired)."""

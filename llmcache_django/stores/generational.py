@@ -189,15 +189,19 @@ class GenerationalStore(Store):
         stored = self.get_record(SERIES_EPOCH_NAME)
         return stored.decode() if stored is not None and SERIES_EPOCH_PATTERN.fullmatch(stored) else "0"
 
-    def add_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
-        ttl, epoch = max(1.0, expires_at - time.time()), self.series_epoch()
-        for counter, amount in deltas.items():
-            key = self.bucket_key(bucket, counter, epoch)
-            if self._ours(self._incr, key, amount) is None and not self._add_expiring(key, str(amount).encode(), ttl):
-                self._incr(key, amount)  # another process created it first
+    def add_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        epoch = self.series_epoch()
+        for bucket, expires_at in buckets.items():
+            ttl = max(1.0, expires_at - time.time())
+            for counter, amount in deltas.items():
+                key = self.bucket_key(bucket, counter, epoch)
+                if self._ours(self._incr, key, amount) is None and not self._add_expiring(
+                    key, str(amount).encode(), ttl
+                ):
+                    self._incr(key, amount)  # another process created it first
 
-    async def aadd_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
-        await self._in_thread(self._unless_paused, self.add_bucket_counters, bucket, deltas, expires_at)
+    async def aadd_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        await self._in_thread(self._unless_paused, self.add_bucket_counters, buckets, deltas)
 
     def read_bucket_counters(self, buckets: list[str], names: list[str]) -> dict[str, dict[str, int]]:
         epoch = self.series_epoch()

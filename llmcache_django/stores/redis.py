@@ -228,27 +228,22 @@ class RedisStore(Store):
         """The hash holding the counters of the time bucket ``bucket`` (it expires on its own)."""
         return self.prefix + "stats:" + bucket
 
-    def add_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
-        key = self.bucket_key(bucket)
+    def add_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
         try:
-            self._add_to_bucket(key, deltas, expires_at)
+            self._add_to_buckets(buckets, deltas)
         except self._response_error:  # not a hash: another program's value, ours to replace
-            self.client.unlink(key)
-            self._add_to_bucket(key, deltas, expires_at)
+            self.client.unlink(*(self.bucket_key(bucket) for bucket in buckets))
+            self._add_to_buckets(buckets, deltas)
 
-    def _add_to_bucket(self, key: str, deltas: Mapping[str, int], expires_at: float) -> None:
+    def _add_to_buckets(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
         with self.client.pipeline(transaction=False) as pipe:
-            for counter, amount in deltas.items():
-                pipe.hincrby(key, counter, amount)
-            pipe.expireat(key, int(expires_at))
+            _queue_bucket_adds(pipe, {self.bucket_key(bucket): at for bucket, at in buckets.items()}, deltas)
             pipe.execute()
 
-    async def aadd_bucket_counters(self, bucket: str, deltas: Mapping[str, int], expires_at: float) -> None:
-        loop_client, key = self._loops.get(), self.bucket_key(bucket)
+    async def aadd_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        loop_client = self._loops.get()
         async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
-            for counter, amount in deltas.items():
-                pipe.hincrby(key, counter, amount)
-            pipe.expireat(key, int(expires_at))
+            _queue_bucket_adds(pipe, {self.bucket_key(bucket): at for bucket, at in buckets.items()}, deltas)
             await pipe.execute()
 
     def read_bucket_counters(self, buckets: list[str], names: list[str]) -> dict[str, dict[str, int]]:
@@ -364,6 +359,14 @@ def _as_count(value: bytes | str | None) -> int:
         return int(value or 0)
     except ValueError:
         return 0  # not a counter of ours: it reads as zero, and the next flush replaces it
+
+
+def _queue_bucket_adds(pipe: Any, keys: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+    # One round trip for every bucket: HINCRBY each counter, then EXPIREAT the bucket's end.
+    for key, expires_at in keys.items():
+        for counter, amount in deltas.items():
+            pipe.hincrby(key, counter, amount)
+        pipe.expireat(key, int(expires_at))
 
 
 def _text(key: bytes | str) -> str:
