@@ -71,6 +71,15 @@ LLM_CACHE_SET_GLOBAL = True
 # The local model's mean answer time in seconds; tests set it to 0.
 LLMCACHE_DEMO_LATENCY = float(os.environ.get("LLMCACHE_DEMO_LATENCY", "1.5"))
 LLMCACHE_DEMO_OPENAI_MODEL = os.environ.get("LLMCACHE_DEMO_OPENAI_MODEL", "gpt-4o-mini")
+# Money saved on the dashboard and in llm_cache_stats: per million tokens, per model. The
+# local stand-in models are priced as gpt-4o-mini (the model they stand in for), so the demo
+# shows what its hits would have cost; a model with no price here adds no money.
+GPT_4O_MINI_PRICE = {"input": 0.15, "output": 0.60}
+LLM_CACHE_PRICES = {
+    "gpt-4o-mini": GPT_4O_MINI_PRICE,
+    "llmcache-demo-local": GPT_4O_MINI_PRICE,
+    "llmcache-demo-agent": GPT_4O_MINI_PRICE,
+}
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 LANGUAGE_CODE = "en-us"

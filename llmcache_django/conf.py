@@ -48,6 +48,11 @@ class Settings:
         return bool(getattr(settings, "LLM_CACHE_SET_GLOBAL", True))
 
     @property
+    def LLM_CACHE_PRICES(self) -> Any:
+        """Model name -> ``{"input": ..., "output": ...}`` per million tokens (no prices: no money shown)."""
+        return getattr(settings, "LLM_CACHE_PRICES", {})
+
+    @property
     def CACHES(self) -> Any:
         return getattr(settings, "CACHES", {})
 

@@ -18,6 +18,7 @@ from llmcache_django.admin_views.common import (
     server_error_text,
 )
 from llmcache_django.admin_views.kinds import KindSummary, kind_summaries
+from llmcache_django.admin_views.savings_chart import savings_sections
 from llmcache_django.backends.handler import llm_caches
 from llmcache_django.stores.base import Node
 
@@ -112,7 +113,15 @@ def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
     """Every ``LLM_CACHES`` alias: backend, location, entries, size, hit ratio, savings."""
     require_view(model_admin, request)
     summaries = [summarize(model_admin, alias) for alias in llm_caches]
-    return render_page(model_admin, request, "dashboard.html", "LLM caches", summaries=summaries, scan_limit=SCAN_LIMIT)
+    return render_page(
+        model_admin,
+        request,
+        "dashboard.html",
+        "LLM caches",
+        summaries=summaries,
+        scan_limit=SCAN_LIMIT,
+        savings_sections=savings_sections([summary.alias for summary in summaries if not summary.error]),
+    )
 
 
 def summarize(model_admin: LLMCacheAdmin, alias: str) -> AliasSummary:

@@ -290,7 +290,8 @@ class LLMCache(CacheOperations, BaseCache):
             if entry.prompt != prompt:
                 raise codec.CodecError("stored entry belongs to another prompt")
             if self.stats is not None:
-                self.stats.hit(len(value), entry.generations, entry.duration, "coalesced" if coalesced else "hits")
+                counter = "coalesced" if coalesced else "hits"
+                self.stats.hit(len(value), entry.generations, entry.duration, counter, entry.model)
         except Exception as exc:  # whatever is under our key, the model call goes on
             self._fail("reading a stored entry", exc)
             self._miss(name)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.outputs import Generation
 
+from llmcache_django.core import series
 from llmcache_django.core.codec import CodecError, llm_record_name
 from llmcache_django.core.listing import EntryInfo, entry_info
 from llmcache_django.core.stats import COUNTERS, Stats, summarize
@@ -165,6 +166,7 @@ class CacheOperations:
         # Held: counts a flush (the flusher thread's) took before the reset are not added after it.
         with self.stats.flushing if self.stats is not None else contextlib.nullcontext():
             self.store.reset_counters(list(COUNTERS))
+            series.reset(self.store, time.time())
             self._require_every_node()  # a pool skips a node that just failed quietly
             if self.stats is not None:
                 self.stats.reset()
@@ -182,28 +184,39 @@ class CacheOperations:
             self._add_pending(self.stats.take_pending())
 
     def _add_pending(self, pending: dict[str, int]) -> None:
-        if not pending:
-            return
+        lifetime = series.lifetime_deltas(pending)
+        if lifetime:
+            self._add_lifetime(lifetime)
+        series.add(self.store, series.series_deltas(pending), time.time())
+
+    def _add_lifetime(self, lifetime: dict[str, int]) -> None:
         try:
-            self.store.add_counters(pending)
+            self.store.add_counters(lifetime)
         except Exception as exc:
             if not self._foreign_counters(exc):
                 raise
             self.store.reset_counters(list(COUNTERS))
-            self.store.add_counters(pending)
+            self.store.add_counters(lifetime)
 
     async def aflush_stats(self) -> None:
         """Async :meth:`flush_stats`."""
         pending = self.stats.take_pending() if self.stats is not None else None
         if not pending:
             return
+        lifetime = series.lifetime_deltas(pending)
+        if lifetime:
+            await self._aadd_lifetime(lifetime)
+        await series.aadd(self.store, series.series_deltas(pending), time.time())
+
+    async def _aadd_lifetime(self, lifetime: dict[str, int]) -> None:
+        """Async :meth:`_add_lifetime`."""
         try:
-            await self.store.aadd_counters(pending)
+            await self.store.aadd_counters(lifetime)
         except Exception as exc:
             if not self._foreign_counters(exc):
                 raise
             await self.store.areset_counters(list(COUNTERS))
-            await self.store.aadd_counters(pending)
+            await self.store.aadd_counters(lifetime)
 
     def _foreign_counters(self, exc: Exception) -> bool:
         """Whether a failed flush met something else's value under our counters' key (they

@@ -13,6 +13,8 @@ from typing import Any
 
 from langchain_core.outputs import ChatGeneration, Generation
 
+from llmcache_django.core.series import INPUT_PREFIX, MODEL_NAME_RE, OUTPUT_PREFIX
+
 #: The shared counters, in the order they are shown.
 COUNTERS = (
     "hits",
@@ -31,6 +33,9 @@ FLUSH_SECONDS = 1.0
 #: Pending lookups and writes that make a flush due before FLUSH_SECONDS have passed, so a
 #: busy process shares its counts in small, steady steps.
 FLUSH_COUNT = 1000
+#: Distinct models a process counts input and output tokens for (what prices turn into money);
+#: the tokens of others still count in ``tokens_saved``.
+MODEL_LIMIT = 50
 
 
 class Stats:
@@ -46,10 +51,18 @@ class Stats:
         #: reset: the flusher thread's flush and a reset in another thread do not interleave.
         self.flushing = threading.Lock()
 
-    def hit(self, nbytes: int, generations: list[Generation], duration: float | None, counter: str = "hits") -> None:
-        """Count a hit of ``nbytes`` that spared a model call of ``duration`` seconds (under
-        ``counter``: ``coalesced`` for an answer another caller's model call just stored)."""
+    def hit(
+        self,
+        nbytes: int,
+        generations: list[Generation],
+        duration: float | None,
+        counter: str = "hits",
+        model: str = "",
+    ) -> None:
+        """Count a hit of ``nbytes`` that spared a call of ``model`` of ``duration`` seconds
+        (under ``counter``: ``coalesced`` for an answer another caller's model call just stored)."""
         tokens = tokens_of(generations)
+        input_tokens, output_tokens = split_tokens_of(generations)
         totals = self._totals
         with self._lock:
             self._unflushed += 1
@@ -58,6 +71,15 @@ class Stats:
             totals["tokens_saved"] += tokens
             if duration:
                 totals["ms_saved"] += round(duration * 1000)
+            if (input_tokens or output_tokens) and self._counts_model(model):
+                totals[INPUT_PREFIX + model] = totals.get(INPUT_PREFIX + model, 0) + input_tokens
+                totals[OUTPUT_PREFIX + model] = totals.get(OUTPUT_PREFIX + model, 0) + output_tokens
+
+    def _counts_model(self, model: str) -> bool:
+        # Model names come from stored entries: only plausible ones, and a bounded number of them.
+        if INPUT_PREFIX + model in self._totals:
+            return True
+        return len(self._totals) < len(COUNTERS) + 2 * MODEL_LIMIT and bool(MODEL_NAME_RE.match(model))
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to the counter ``name`` (``misses``, ``writes``, ``errors``, ``skipped``)."""
@@ -82,7 +104,7 @@ class Stats:
     def take_pending(self) -> dict[str, int]:
         """Return, and mark as shared, the counts not yet added to the shared counters."""
         with self._lock:
-            pending = {name: total - self._flushed[name] for name, total in self._totals.items()}
+            pending = {name: total - self._flushed.get(name, 0) for name, total in self._totals.items()}
             self._flushed = dict(self._totals)
             self._last_flush = time.monotonic()
             self._unflushed = 0
@@ -91,7 +113,7 @@ class Stats:
     def snapshot(self) -> dict[str, Any]:
         """This process's counters, with ``hit_ratio`` and ``seconds_saved``."""
         with self._lock:
-            return summarize(dict(self._totals))
+            return summarize({name: self._totals[name] for name in COUNTERS})
 
     def forget_pending_after_fork(self) -> None:
         """In a child after ``fork``: the pending counts are the parent's to share (it still
@@ -131,6 +153,23 @@ def tokens_of(generations: list[Generation]) -> int:
         if isinstance(token_usage, dict):
             total += _count(token_usage.get("total_tokens"))
     return total
+
+
+def split_tokens_of(generations: list[Generation]) -> tuple[int, int]:
+    """Input and output tokens the model spent on ``generations`` (what a price applies to)."""
+    input_total = output_total = 0
+    for generation in generations:
+        usage = generation.message.usage_metadata if isinstance(generation, ChatGeneration) else None  # type: ignore[attr-defined]
+        if usage:
+            input_total += _count(usage.get("input_tokens"))
+            output_total += _count(usage.get("output_tokens"))
+            continue
+        info = generation.generation_info or {}
+        token_usage = info.get("token_usage") or info.get("usage") or {}
+        if isinstance(token_usage, dict):
+            input_total += _count(token_usage.get("prompt_tokens", token_usage.get("input_tokens")))
+            output_total += _count(token_usage.get("completion_tokens", token_usage.get("output_tokens")))
+    return input_total, output_total
 
 
 def _count(value: Any) -> int:

@@ -37,6 +37,21 @@ def check_llm_caches(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     return messages
 
 
+@register(Tags.caches)
+def check_llm_cache_prices(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check ``LLM_CACHE_PRICES`` is model name -> per-million-token input and output prices."""
+    from llmcache_django.ops.savings import price_problems
+
+    return [
+        Error(
+            problem,
+            hint="LLM_CACHE_PRICES = {'gpt-4o-mini': {'input': 0.15, 'output': 0.60}}  # per million tokens",
+            id="llmcache_django.E040",
+        )
+        for problem in price_problems(app_settings.LLM_CACHE_PRICES)
+    ]
+
+
 def _alias_messages(alias: str, options: Any) -> list[CheckMessage]:
     problems = alias_problems(alias, options)
     if problems:

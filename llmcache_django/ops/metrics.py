@@ -34,6 +34,7 @@ from django.views.decorators.http import require_GET
 from llmcache_django.core import stats as stats_module
 from llmcache_django.core.latency import BUCKETS, latencies
 from llmcache_django.ops.kind_metrics import empty_families, kind_families
+from llmcache_django.ops.savings_metrics import savings_windows, window_families
 
 if TYPE_CHECKING:
     from llmcache_django.core.cache import LLMCache
@@ -149,6 +150,7 @@ class LLMCacheCollector:
         """The metric families :meth:`collect` yields, without samples (for the registry)."""
         yield from self._counter_families().values()
         yield from empty_families().values()
+        yield from window_families().values()
         yield self._paused_family()
         yield self._latency_family()
 
@@ -160,6 +162,7 @@ class LLMCacheCollector:
                 self.counts.update(alias, cache)
         yield from self._counters()
         yield from kind_families(caches)
+        yield from savings_windows(caches)
         yield self._paused(caches)
         yield self._latency()
 

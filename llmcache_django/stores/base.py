@@ -286,6 +286,28 @@ class Store(ABC):
         """Async :meth:`reset_counters` (by default, the sync one in a worker thread)."""
         await asyncio.to_thread(self.reset_counters, names)
 
+    # Counters per time bucket (savings over time): expire on the server as they leave their window.
+
+    #: Whether this store keeps counters per time bucket (the built-in stores do).
+    keeps_series: bool = False
+
+    def add_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        """Atomically add ``deltas`` to the counters of each bucket of ``buckets`` (name ->
+        the Unix time the server drops it), in as few round trips as the backend allows."""
+        raise NotImplementedError(f"{self.describe()} keeps no counters per time bucket")
+
+    async def aadd_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        """Async :meth:`add_bucket_counters`."""
+        await asyncio.to_thread(self.add_bucket_counters, buckets, deltas)
+
+    def read_bucket_counters(self, buckets: list[str], names: list[str]) -> dict[str, dict[str, int]]:
+        """Return ``{bucket: {name: count}}`` for ``buckets`` (0 for counters never written or expired)."""
+        raise NotImplementedError(f"{self.describe()} keeps no counters per time bucket")
+
+    def reset_bucket_counters(self, buckets: list[str]) -> None:
+        """Set every counter of ``buckets`` back to zero (what a stats reset does to the history)."""
+        raise NotImplementedError(f"{self.describe()} keeps no counters per time bucket")
+
     # Single-flight leases: short-lived values under names that are not entries.
 
     #: Whether :meth:`add_lease` is atomic across processes on this backend.

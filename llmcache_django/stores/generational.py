@@ -25,6 +25,9 @@ GENERATION_PATTERN = re.compile(rb"[0-9]{1,20}")
 #: The longest ``b"<generation>:"`` tag in front of a stored value.
 GENERATION_TAG_BYTES = 21
 COUNTER_PREFIX = "stats:"
+#: The record naming the current reset of the counters per time bucket.
+SERIES_EPOCH_NAME = "stats:epoch"
+SERIES_EPOCH_PATTERN = re.compile(rb"[0-9]{1,20}")
 LIST_BATCH = 200
 
 
@@ -207,6 +210,42 @@ class GenerationalStore(Store):
     def reset_counters(self, names: list[str]) -> None:
         for name in names:
             self._delete(self.key(COUNTER_PREFIX + name))
+
+    keeps_series = True
+
+    def bucket_key(self, bucket: str, counter: str, epoch: str) -> str:
+        """The server key of ``counter`` in the time bucket ``bucket`` since the reset ``epoch``
+        (it expires on its own)."""
+        return self.key(f"{COUNTER_PREFIX}{epoch}:{bucket}:{counter}")
+
+    def series_epoch(self) -> str:
+        """Which reset of the bucket counters is current: a reset starts new keys (the server
+        cannot delete keys it cannot name, such as other models' token counts)."""
+        stored = self.get_record(SERIES_EPOCH_NAME)
+        return stored.decode() if stored is not None and SERIES_EPOCH_PATTERN.fullmatch(stored) else "0"
+
+    def add_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        epoch = self.series_epoch()
+        for bucket, expires_at in buckets.items():
+            ttl = max(1.0, expires_at - time.time())
+            for counter, amount in deltas.items():
+                key = self.bucket_key(bucket, counter, epoch)
+                if self._ours(self._incr, key, amount) is None and not self._add_expiring(
+                    key, str(amount).encode(), ttl
+                ):
+                    self._incr(key, amount)  # another process created it first
+
+    async def aadd_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        await self._in_thread(self._unless_paused, self.add_bucket_counters, buckets, deltas)
+
+    def read_bucket_counters(self, buckets: list[str], names: list[str]) -> dict[str, dict[str, int]]:
+        epoch = self.series_epoch()
+        keys = {(bucket, name): self.bucket_key(bucket, name, epoch) for bucket in buckets for name in names}
+        found = self._get_many(list(keys.values()))
+        return {bucket: {name: _as_count(found.get(keys[bucket, name])) for name in names} for bucket in buckets}
+
+    def reset_bucket_counters(self, buckets: list[str]) -> None:
+        self.set_record(SERIES_EPOCH_NAME, str(time.time_ns()).encode())  # the old keys expire on their own
 
     def _next_generation(self) -> None:
         if self._ours(self._incr, self.generation_key) is None:

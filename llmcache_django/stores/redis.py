@@ -299,6 +299,48 @@ class RedisStore(Store):
             except self._response_error:  # not a hash: another program's value, ours to replace
                 await loop_client.client.unlink(self.counters_key)
 
+    keeps_series = True
+
+    def bucket_key(self, bucket: str) -> str:
+        """The hash holding the counters of the time bucket ``bucket`` (it expires on its own)."""
+        return self.prefix + "stats:" + bucket
+
+    def add_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        try:
+            self._add_to_buckets(buckets, deltas)
+        except self._response_error:  # not a hash: another program's value, ours to replace
+            self.client.unlink(*(self.bucket_key(bucket) for bucket in buckets))
+            self._add_to_buckets(buckets, deltas)
+
+    def _add_to_buckets(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            _queue_bucket_adds(pipe, {self.bucket_key(bucket): at for bucket, at in buckets.items()}, deltas)
+            pipe.execute()
+
+    async def aadd_bucket_counters(self, buckets: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+        loop_client = self._loops.get()
+        async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
+            _queue_bucket_adds(pipe, {self.bucket_key(bucket): at for bucket, at in buckets.items()}, deltas)
+            await pipe.execute()
+
+    def read_bucket_counters(self, buckets: list[str], names: list[str]) -> dict[str, dict[str, int]]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for bucket in buckets:
+                pipe.hmget(self.bucket_key(bucket), names)
+            found = pipe.execute(raise_on_error=False)
+        return {
+            bucket: {
+                name: 0 if isinstance(values, Exception) else _as_count(value)
+                for name, value in zip(
+                    names, values if not isinstance(values, Exception) else [None] * len(names), strict=True
+                )
+            }
+            for bucket, values in zip(buckets, found, strict=True)
+        }
+
+    def reset_bucket_counters(self, buckets: list[str]) -> None:
+        self.client.unlink(*(self.bucket_key(bucket) for bucket in buckets))
+
     def _entry_keys(self, keys: Iterable[bytes | str]) -> Iterator[bytes | str]:
         start = len(self.prefix)
         return (key for key in keys if is_entry_name(_text(key)[start:]))
@@ -394,6 +436,14 @@ def _as_count(value: bytes | str | None) -> int:
         return int(value or 0)
     except ValueError:
         return 0  # not a counter of ours: it reads as zero, and the next flush replaces it
+
+
+def _queue_bucket_adds(pipe: Any, keys: Mapping[str, float], deltas: Mapping[str, int]) -> None:
+    # One round trip for every bucket: HINCRBY each counter, then EXPIREAT the bucket's end.
+    for key, expires_at in keys.items():
+        for counter, amount in deltas.items():
+            pipe.hincrby(key, counter, amount)
+        pipe.expireat(key, int(expires_at))
 
 
 def _text(key: bytes | str) -> str:

@@ -9,28 +9,39 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from llmcache_django.management.commands._common import add_alias_arguments, selected_caches, server_errors
 from llmcache_django.management.commands._kinds import kind_stats
+from llmcache_django.ops.savings import SavingsPoint, savings_of
 
 
 class Command(BaseCommand):
-    help = "Show each LLM cache's shared counters: hits, misses, writes, errors, hit ratio, tokens and time saved."
+    help = (
+        "Show each LLM cache's shared counters: hits, misses, writes, errors, hit ratio, tokens and time saved; "
+        "with LLM_CACHE_PRICES (or -v 2), the last 24 hours and 30 days, money saved included."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_alias_arguments(parser)
         parser.add_argument("--reset", action="store_true", help="Set the counters back to zero after showing them.")
 
     def handle(self, *args: str, **options: Any) -> None:
-        report = {}
+        report, history = {}, {}
         for cache in selected_caches(options["aliases"], options["all"]):
             with server_errors(cache, "reading stats"):
                 report[cache.alias] = cache.shared_stats()
+                history[cache.alias] = savings_of(cache)
                 if options["reset"]:
                     cache.reset_stats()
                 report.update(kind_stats(cache, reset=options["reset"]))
         if options["json"]:
+            for alias, savings in history.items():
+                report[alias]["savings"] = None if savings is None else savings.as_json()
             self.stdout.write(json.dumps(report, indent=2))
             return
         for alias, stats in report.items():
             self.stdout.write(_line(alias, stats))
+            savings = history[alias]
+            if savings is not None and (savings.has_money or options["verbosity"] >= 2):
+                self.stdout.write(_window_line("last 24 h", savings.total("hourly")))
+                self.stdout.write(_window_line("last 30 days", savings.total("daily")))
 
 
 def _line(alias: str, stats: dict[str, Any]) -> str:
@@ -41,6 +52,13 @@ def _line(alias: str, stats: dict[str, Any]) -> str:
         if name in stats and (stats[name] or name in SHOWN)
     )
     return f"{alias}: {counts} ({ratio} hit ratio); saved {stats['tokens_saved']} tokens and {stats['seconds_saved']:.1f}s of model time"
+
+
+def _window_line(window: str, total: SavingsPoint) -> str:
+    counts = f"{_counted(total.hits, 'hit', 'hits')}, {_counted(total.misses, 'miss', 'misses')}"
+    saved = f"{total.tokens_saved} tokens and {total.seconds_saved:.1f}s of model time"
+    money = "" if total.cost_saved is None else f", cost saved {total.cost_saved:.4f} at LLM_CACHE_PRICES"
+    return f"  {window}: {counts}; saved {saved}{money}"
 
 
 #: counter -> (singular, plural), in the order printed; those in SHOWN are printed even at 0.
