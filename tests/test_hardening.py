@@ -250,6 +250,7 @@ def test_after_a_server_restart_the_next_call_is_served_without_a_pause(kind: st
         cache = MemcachedLLMCache(PooledClient(("127.0.0.1", port)), namespace="restart")
     cache.update("p", LLM, text_generations("before"))
     assert cache.lookup("p", LLM) == text_generations("before")  # the pool now holds a connection
+    cache.flush_stats()  # nothing pending: the background flusher has no reason to meet the server down
     server.stop()
     server = _start(kind, port)  # empty: neither keeps data across a restart
     try:
@@ -259,6 +260,29 @@ def test_after_a_server_restart_the_next_call_is_served_without_a_pause(kind: st
         assert cache.lookup("p", LLM) == text_generations("after")
         print(f"{kind}: hits again {time.monotonic() - restarted:.3f} s after the restart")
         assert cache.stats.skipped == 0  # type: ignore[union-attr]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_after_a_server_restart_a_stats_flush_is_no_outage(kind: str) -> None:
+    # The background flusher may be the first to use a pooled connection the restart dropped.
+    port = servers.free_port()
+    server = _start(kind, port)
+    if kind == "redis":
+        cache: LLMCache = RedisCache(redis.Redis(port=port, retry=None))
+    else:
+        cache = MemcachedLLMCache(PooledClient(("127.0.0.1", port)), namespace="restart-flush")
+    cache.update("p", LLM, text_generations("before"))
+    cache.flush_stats()  # the pool now holds a connection
+    server.stop()
+    server = _start(kind, port)
+    try:
+        assert cache.stats is not None
+        cache.stats.add("misses")
+        cache.flush_stats_quietly()
+        assert not cache.store.paused_until  # the stale connection was retried, as a lookup's is
+        assert cache.shared_stats()["misses"] == 1  # the counts reached the restarted (empty) server
     finally:
         server.stop()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.outputs import Generation
 
@@ -14,6 +14,8 @@ from llmcache_django.core.codec import CodecError, llm_record_name
 from llmcache_django.core.listing import EntryInfo, entry_info
 from llmcache_django.core.stats import COUNTERS, Stats, summarize
 from llmcache_django.stores.base import PartialClearError, ServerPausedError, is_entry_name
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from llmcache_django.stores.base import Store
@@ -50,6 +52,12 @@ class CacheOperations:
     max_decoded_bytes: int
 
     def clear_namespace(self) -> int | None:  # provided by LLMCache
+        raise NotImplementedError
+
+    def _call(self, function: Callable[..., T], *args: Any) -> T:  # provided by LLMCache
+        raise NotImplementedError
+
+    async def _acall(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:  # provided by LLMCache
         raise NotImplementedError
 
     @property
@@ -181,7 +189,9 @@ class CacheOperations:
         if self.stats is None:
             return
         with self.stats.flushing:
-            self._add_pending(self.stats.take_pending())
+            # Once more on a fresh connection if a pooled one was dropped (a server restart),
+            # as for lookups: the counts are taken once, and a restart is no outage.
+            self._call(self._add_pending, self.stats.take_pending())
 
     def _add_pending(self, pending: dict[str, int]) -> None:
         lifetime = series.lifetime_deltas(pending)
@@ -203,6 +213,10 @@ class CacheOperations:
         pending = self.stats.take_pending() if self.stats is not None else None
         if not pending:
             return
+        await self._acall(self._aadd_pending, pending)
+
+    async def _aadd_pending(self, pending: dict[str, int]) -> None:
+        """Async :meth:`_add_pending`."""
         lifetime = series.lifetime_deltas(pending)
         if lifetime:
             await self._aadd_lifetime(lifetime)
