@@ -6,6 +6,7 @@ Public API::
     from llmcache_django import RedisLLMCache, MemcachedLLMCache, DjangoLLMCache
     from llmcache_django.backends.compat import RedisCache, AsyncRedisCache, MemcachedCache
     from llmcache_django import cached              # cached(model): streams cached too
+    from llmcache_django import llm_cache_control   # per-call directives and scopes
 """
 
 from __future__ import annotations
@@ -13,12 +14,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["DjangoLLMCache", "LLMCache", "MemcachedLLMCache", "RedisLLMCache", "cached", "llm_caches"]
+__all__ = [
+    "DjangoLLMCache",
+    "LLMCache",
+    "MemcachedLLMCache",
+    "RedisLLMCache",
+    "cached",
+    "llm_cache_control",
+    "llm_caches",
+]
 
 if TYPE_CHECKING:
     from llmcache_django.backends.classes import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache
     from llmcache_django.backends.handler import llm_caches
     from llmcache_django.core.cache import LLMCache
+    from llmcache_django.core.control import llm_cache_control
     from llmcache_django.integrations.streaming import cached
 
 
@@ -37,6 +47,10 @@ def __getattr__(name: str) -> Any:
         from llmcache_django.backends.handler import llm_caches
 
         return llm_caches
+    if name == "llm_cache_control":
+        from llmcache_django.core.control import llm_cache_control
+
+        return llm_cache_control
     if name == "cached":
         from llmcache_django.integrations.streaming import cached
 

@@ -16,9 +16,11 @@ DEFAULT_SERVER_TIMEOUT = 2.0
 DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024 - 1024
 #: The value of a single-flight lease whose leader stored its answer.
 LEASE_DONE = b"done"
-#: What an entry's name is: a SHA-256 hex digest. Every other name (counters, records,
-#: leases, generation) is bookkeeping: never listed, counted or cleared as an entry.
-DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+#: What an entry's name is: a SHA-256 hex digest, after its scope's 16-digit tag and a dot
+#: for an entry of a scope. Every other name (counters, records, leases, generations) is
+#: bookkeeping: never listed, counted or cleared as an entry.
+DIGEST_RE = re.compile(r"^(?:[0-9a-f]{16}\.)?[0-9a-f]{64}$")
+SCOPE_TAG_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def is_entry_name(name: str) -> bool:
