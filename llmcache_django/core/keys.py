@@ -16,6 +16,8 @@ from django.utils.module_loading import import_string
 from llmcache_django.core.canonical import canonical_prompt
 
 MEMCACHED_MAX_KEY = 250
+#: The longest entry name: a scope's 16-digit tag, a dot and the 64-digit digest.
+MAX_ENTRY_NAME = 16 + 1 + 64
 #: Part of every entry digest: bumped when the key derivation changes, so an entry is
 #: never read under a key it was not written for (older entries become misses).
 KEY_VERSION = 2

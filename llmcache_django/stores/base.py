@@ -28,6 +28,11 @@ def is_entry_name(name: str) -> bool:
     return bool(DIGEST_RE.match(name))
 
 
+def scope_tag_of(name: str) -> str | None:
+    """The scope tag an entry name starts with, or ``None`` for an unscoped entry (or not an entry)."""
+    return name[:16] if len(name) > 64 and is_entry_name(name) else None
+
+
 class OversizeValueError(ValueError):
     """A stored value is larger than the store reads back: it was refused without being fetched."""
 
@@ -101,6 +106,15 @@ class Store(ABC):
         Nothing outside the namespace is touched, and after it returns no client gets a
         hit for an entry written before it started.
         """
+
+    @abstractmethod
+    def clear_scope(self, tag: str) -> int | None:
+        """Make every entry of the scope with tag ``tag`` unreachable, and nothing else; return
+        how many were removed, if known. Raises when the server could not be reached."""
+
+    @abstractmethod
+    async def aclear_scope(self, tag: str) -> int | None:
+        """Async :meth:`clear_scope`."""
 
     @abstractmethod
     async def aget(self, name: str) -> bytes | None:
