@@ -85,7 +85,9 @@ def test_the_decorator_directs_sync_and_async_views(make_llm_cache: Callable[...
     assert control.current() is None
 
 
-@pytest.mark.parametrize("kind", ["redis", "alias-pymemcache", "alias-locmem"])
+# Not LocMemCache (its default MAX_ENTRIES, 300, culls keys at random once 216 scopes write)
+# nor SQLite (16 writing threads lock its table: misses, not leaks).
+@pytest.mark.parametrize("kind", ["redis", "alias-pymemcache", "alias-django-redis"])
 def test_two_hundred_tasks_and_sixteen_threads_each_get_their_own_scopes_answers(
     kind: str, make_llm_cache: Callable[..., LLMCache]
 ) -> None:

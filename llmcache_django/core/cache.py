@@ -131,7 +131,7 @@ class LLMCache(CacheOperations, BaseCache):
     def lookup_outcome(self, prompt: str, llm_string: str) -> Lookup:
         """:meth:`lookup_entry` and what happened (see :class:`Lookup`), under the
         directives in force (:mod:`~llmcache_django.core.control`)."""
-        given = control.current()
+        given = control.current_for(self.alias)
         name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
         if self.stats is not None:
             ensure_flusher()  # an idle process's last counts are shared too
@@ -162,7 +162,7 @@ class LLMCache(CacheOperations, BaseCache):
     @timed_lookup
     async def alookup_outcome(self, prompt: str, llm_string: str) -> Lookup:
         """Async :meth:`lookup_outcome`."""
-        given = control.current()
+        given = control.current_for(self.alias)
         name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
         if self.stats is not None:
             ensure_flusher()  # an idle process's last counts are shared too
@@ -192,7 +192,7 @@ class LLMCache(CacheOperations, BaseCache):
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store ``return_val`` for ``(prompt, llm_string)``, replacing any previous entry."""
-        given = control.current()
+        given = control.current_for(self.alias)
         if given is not None and not given.stores:
             self._count("bypassed")
             return
@@ -231,7 +231,7 @@ class LLMCache(CacheOperations, BaseCache):
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async :meth:`update`."""
-        given = control.current()
+        given = control.current_for(self.alias)
         if given is not None and not given.stores:
             self._count("bypassed")
             return
@@ -316,7 +316,7 @@ class LLMCache(CacheOperations, BaseCache):
     def _flight_name(self, prompt: str, llm_string: str) -> str | None:
         """The entry whose flight this caller may lead, or ``None``: a call that neither
         read and stores (``refresh``, ``no-store``, ``off``) joined no flight to end."""
-        given = control.current()
+        given = control.current_for(self.alias)
         if given is None:
             return entry_digest(prompt, llm_string)
         return entry_digest(prompt, llm_string, given.scope) if given.reads and given.stores else None

@@ -41,6 +41,9 @@ class Directives:
     scope: str | None = None
     #: The directives of the enclosing block, restored when this one ends.
     outer: Directives | None = None
+    #: A request's directives per ``LLM_CACHES`` alias (its scope, its header's mode), set by
+    #: the middleware; what the blocks inside it set wins over them.
+    per_alias: Mapping[str, Directives] | None = None
 
     @property
     def reads(self) -> bool:
@@ -62,7 +65,13 @@ class Directives:
             ttl=self.ttl if self.ttl is not None else outer.ttl,
             scope=self.scope if self.scope is not None else outer.scope,
             outer=outer,
+            per_alias=self.per_alias if self.per_alias is not None else outer.per_alias,
         )
+
+    def for_alias(self, alias: str) -> Directives:
+        """The directives for a call on ``alias``: the request's for it, under what blocks set."""
+        request = self.per_alias.get(alias) if self.per_alias else None
+        return self if request is None else Directives(self.mode, self.max_age, self.ttl, self.scope).within(request)
 
 
 _current: ContextVar[Directives | None] = ContextVar("llmcache_django_control", default=None)
@@ -71,6 +80,12 @@ _current: ContextVar[Directives | None] = ContextVar("llmcache_django_control", 
 def current() -> Directives | None:
     """The directives in force for this call, or ``None`` (the common case: plain caching)."""
     return _current.get()
+
+
+def current_for(alias: str) -> Directives | None:
+    """The directives in force for a call on ``alias`` (see :meth:`Directives.for_alias`)."""
+    given = _current.get()
+    return given if given is None or not given.per_alias else given.for_alias(alias)
 
 
 def directives(mode: str | None = None, *, max_age: Any = None, ttl: Any = None, scope: Any = None) -> Directives:
