@@ -61,11 +61,11 @@ def scope_tag(scope: str) -> str:
 
 def _name(canonical: str, llm_string: str, scope: str | None) -> str:
     if scope is None:
-        return _digest(canonical, llm_string, b"")
+        return _digest(canonical, llm_string)
     return f"{scope_tag(scope)}.{_digest(canonical, llm_string, _SCOPE_MARK + _prefixed(scope))}"
 
 
-def _digest(canonical: str, llm_string: str, scope: bytes) -> str:
+def _digest(canonical: str, llm_string: str, scope: bytes = b"") -> str:
     body = scope + _prefixed(canonical) + llm_string.encode("utf-8", "surrogatepass")
     return sha256(_VERSION_TAG + body).hexdigest()
 
