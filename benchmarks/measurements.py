@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from benchmarks.cases import Latency, Stored
 from benchmarks.concurrency import Throughput
+from benchmarks.directives import DirectiveOverhead
 from benchmarks.single_flight import SingleFlightResults
 from benchmarks.stats_overhead import StatsOverhead
 from benchmarks.streaming import StreamingResults
@@ -21,6 +22,7 @@ class Measurements:
     throughputs: list[Throughput] = field(default_factory=list)
     end_to_end: list[Latency] = field(default_factory=list)
     stats: StatsOverhead | None = None
+    directives: DirectiveOverhead | None = None
     streaming: StreamingResults | None = None
     single_flight: SingleFlightResults | None = None
     logged: dict[str, int] = field(default_factory=dict)

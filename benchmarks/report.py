@@ -117,6 +117,18 @@ def stats_section(m: Measurements) -> list[str]:
     return ["## Stats overhead", "", line, ""]
 
 
+def directives_section(m: Measurements) -> list[str]:
+    if m.directives is None:
+        return []
+    found = m.directives
+    line = (
+        f"Redis sync hit, chat payload: {us(found.hit.median_us)} µs; the per-call directive check "
+        f"(`llm_cache_control`'s gate) {found.check.median_us:.3f} µs, {found.check_share * 100:.2f} % of a hit "
+        f"(target ≤ 2 %); a hit in a scope {us(found.scoped_hit.median_us)} µs."
+    )
+    return ["## Per-call directives", "", line, ""]
+
+
 def markdown(m: Measurements, targets: list[Target]) -> str:
     """The whole report."""
     sections = [
@@ -128,6 +140,7 @@ def markdown(m: Measurements, targets: list[Target]) -> str:
         storage_section(m),
         end_to_end_section(m),
         stats_section(m),
+        directives_section(m),
         streaming.report_lines(m.streaming) if m.streaming else [],
         single_flight.report_lines(m.single_flight) if m.single_flight else [],
     ]

@@ -16,7 +16,18 @@ from pathlib import Path
 
 from langchain_community import cache as upstream_cache
 
-from benchmarks import cases, chart, concurrency, end_to_end, machine, report, servers, single_flight, streaming
+from benchmarks import (
+    cases,
+    chart,
+    concurrency,
+    directives,
+    end_to_end,
+    machine,
+    report,
+    servers,
+    single_flight,
+    streaming,
+)
 from benchmarks import stats_overhead as stats
 from benchmarks.contenders import Backend, memcached, memcached_pool, redis_async, redis_sync
 from benchmarks.fixtures import payloads
@@ -154,6 +165,8 @@ def measure_all(settings: Settings, pinning: str) -> Measurements:
         progress("stats overhead")
         chat = next(p for p in payloads() if p.name == "chat")
         m.stats = stats.measure(port, DB["stats"], chat, settings.stats_plan)
+        progress("per-call directives: the gate's cost on a hit")
+        m.directives = directives.measure(port, DB["stats"], chat, settings.stats_plan)
         progress("streams: a 2,000-token answer replayed, live, recorded")
         m.streaming = streaming.measure(port, DB["streaming"], settings.stream_plan)
         progress(f"single-flight: {single_flight.CALLERS} concurrent identical misses, hit and miss overhead")

@@ -8,6 +8,7 @@ Public API::
     from llmcache_django import cached              # cached(model): streams cached too
     from llmcache_django import cached_embeddings   # cached_embeddings(embeddings): vectors cached
     from llmcache_django import CacheByteStore      # a LangChain ByteStore on an alias
+    from llmcache_django import llm_cache_control   # per-call directives and scopes
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "RedisLLMCache",
     "cached",
     "cached_embeddings",
+    "llm_cache_control",
     "llm_caches",
 ]
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from llmcache_django.backends.classes import DjangoLLMCache, MemcachedLLMCache, RedisLLMCache
     from llmcache_django.backends.handler import llm_caches
     from llmcache_django.core.cache import LLMCache
+    from llmcache_django.core.control import llm_cache_control
     from llmcache_django.integrations.byte_store import CacheByteStore
     from llmcache_django.integrations.embeddings import cached_embeddings
     from llmcache_django.integrations.streaming import cached
@@ -50,6 +53,10 @@ def __getattr__(name: str) -> Any:
         from llmcache_django.backends.handler import llm_caches
 
         return llm_caches
+    if name == "llm_cache_control":
+        from llmcache_django.core.control import llm_cache_control
+
+        return llm_cache_control
     if name == "cached":
         from llmcache_django.integrations.streaming import cached
 

@@ -19,9 +19,20 @@ class LLMCacheConfig(AppConfig):
         from llmcache_django.ops import checks, deploy_checks  # noqa: F401  (registers the checks)
 
         setting_changed.connect(_settings_changed, dispatch_uid="llmcache_django.settings_changed")
+        install_user_erasure()
         install_global_cache()
         install_exit_flush()
         install_metrics()
+
+
+def install_user_erasure() -> None:
+    """Deleting a user erases their scope on every alias with ``OPTIONS["SCOPE"] = "user"``."""
+    from django.conf import settings
+    from django.db.models.signals import post_delete
+
+    from llmcache_django.integrations.scopes import erase_user_scope
+
+    post_delete.connect(erase_user_scope, sender=settings.AUTH_USER_MODEL, dispatch_uid="llmcache_django.erase_user")
 
 
 def install_metrics() -> None:

@@ -30,7 +30,11 @@ FEATURE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
     "CLUSTER": bool,  # Redis: LOCATION lists Redis Cluster startup nodes
     "SINGLE_FLIGHT": (bool, int, float),  # one model call per burst of identical misses; a number: the wait bound
     "STORE": str,  # dotted path to a llmcache_django.backends.registry.BackendSpec: how to store on this alias
+    "SCOPE": (str, type(None)),  # a request's scope: None, "user", or a dotted path to callable(request) -> str | None
+    "REQUEST_DIRECTIVES": (dict, type(None)),  # {"header": ..., "permission": ...}: directives from a request header
 }
+#: The keys of OPTIONS["REQUEST_DIRECTIVES"]; "header" is required.
+REQUEST_DIRECTIVES_KEYS = frozenset({"header", "permission"})
 # Memcached keys are at most 250 bytes with no whitespace or control characters.
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 MISSING = object()
@@ -96,6 +100,16 @@ class AliasSettings:
     def ttl(self) -> float | None:
         """``TTL``, or the ``CACHES`` alias's ``TIMEOUT`` (Django's default 300) when absent."""
         return self.options["TTL"] if "TTL" in self.options else self.cache.get("TIMEOUT", 300)  # type: ignore[no-any-return]
+
+    @property
+    def scope(self) -> str | None:
+        """``OPTIONS["SCOPE"]``: how a request's scope is found (``None``: one shared cache)."""
+        return self.feature_options.get("SCOPE")
+
+    @property
+    def request_directives(self) -> Mapping[str, Any] | None:
+        """``OPTIONS["REQUEST_DIRECTIVES"]``: the header directives are read from, and who may send them."""
+        return self.feature_options.get("REQUEST_DIRECTIVES")
 
     @cached_property
     def spec(self) -> BackendSpec:
@@ -179,7 +193,30 @@ def _options_problems(where: str, options: Any) -> list[str]:
             problems += _single_flight_problems(where, value)
         elif name == "STORE":
             problems += _store_problems(where, value)
+        elif name == "SCOPE" and isinstance(value, str) and value != "user" and "." not in value:
+            problems.append(
+                f"{where}['OPTIONS']['SCOPE'] = {value!r}; use None, 'user' or the dotted path of a "
+                f"callable(request) -> str | None."
+            )
+        elif name == "REQUEST_DIRECTIVES" and isinstance(value, Mapping):
+            problems += _request_directives_problems(where, value)
     return problems
+
+
+def _request_directives_problems(where: str, value: Mapping[str, Any]) -> list[str]:
+    header, permission = value.get("header"), value.get("permission")
+    if (
+        set(value) <= REQUEST_DIRECTIVES_KEYS
+        and isinstance(header, str)
+        and header.lower() not in ("", "cache-control")
+        and isinstance(permission, (str, type(None)))
+    ):
+        return []
+    return [
+        f"{where}['OPTIONS']['REQUEST_DIRECTIVES'] = {value!r}; use "
+        f"{{'header': 'LLM-Cache-Control', 'permission': 'llmcache_django.refresh_llm_cache'}} (permission "
+        f"None: anyone may send directives); never Cache-Control, which browsers send on a reload."
+    ]
 
 
 def _store_problems(where: str, path: Any) -> list[str]:

@@ -22,6 +22,7 @@ class LLMCache(models.Model):
         permissions = (
             ("view_llmcache", "Can view the LLM cache"),
             ("clear_llmcache", "Can clear the LLM cache"),
+            ("refresh_llm_cache", "Can ask for fresh LLM answers (LLM-Cache-Control header)"),
         )
         verbose_name = "LLM cache"
         verbose_name_plural = "LLM caches"

@@ -423,3 +423,18 @@ def _alias_row(page: str, alias: str) -> str:
     match = re.search(rf'<tr class="llmcache-alias" data-alias="{alias}">(.*?)</tr>', page, re.S)
     assert match, f"no dashboard row for alias {alias!r}"
     return match.group(1)
+
+
+def test_entries_filter_by_scope(admin_client_: Client, cache: LLMCache) -> None:
+    from langchain_core.outputs import Generation
+
+    from llmcache_django import llm_cache_control
+
+    cache.update("shared question", "model=a", [Generation(text="unscoped")])
+    with llm_cache_control(scope="user:42"):
+        cache.update("question of user 42", "model=a", [Generation(text="scoped")])
+    text = html(admin_client_.get(url("entries", "default"), {"scope": "user:42"}))
+    assert "question of user 42" in text and "shared question" not in text
+    assert 'value="user:42"' in text
+    everything = html(admin_client_.get(url("entries", "default"), {"scope": "bad\tscope"}))
+    assert "shared question" in everything  # not a scope: no filter, no error

@@ -93,6 +93,19 @@ def test_first_ask_streams_live_and_the_second_is_replayed_from_the_cache(page: 
     assert int(page.locator("#tokens-saved").text_content() or 0) > 0
 
 
+def test_regenerate_streams_a_fresh_answer_that_the_next_ask_replays(page: Page) -> None:
+    prompt = f"{PROMPT} (regenerate)"
+    outcome, answer = page.locator("#outcome"), page.locator("#answer-text")
+    ask(page, "sync", prompt)
+    expect(outcome).to_have_text("Cache miss · streamed live from the model")
+    page.click("#regenerate")  # the same prompt: a plain ask would be a hit
+    expect(outcome).to_have_text("Cache miss · streamed live from the model")
+    regenerated = answer.text_content()
+    ask(page, "async", prompt)
+    expect(outcome).to_have_text("Cache hit · replayed from the cache")
+    expect(answer).to_have_text(regenerated or "")
+
+
 # When it goes wrong: the page says so, and is ready for the next question
 
 

@@ -322,3 +322,30 @@ def _local_model() -> LocalChatModel:
     model = chat_model()
     assert isinstance(model, LocalChatModel)
     return model
+
+
+def test_regenerate_asks_the_model_again_and_a_repeat_replays_the_new_answer(demo_backend: str) -> None:
+    client = Client()
+    client.post("/", {"prompt": PROMPT})
+    regenerated = client.post("/", {"prompt": PROMPT, "regenerate": "1"})
+    repeated = client.post("/", {"prompt": PROMPT})
+
+    assert regenerated.context["answer"].refreshed is True
+    assert regenerated.context["answer"].cache_hit is False
+    assert "Regenerated" in regenerated.content.decode()
+    assert repeated.context["answer"].cache_hit is True
+    assert repeated.context["answer"].text == regenerated.context["answer"].text
+    assert _local_model().calls == 2
+    llm_caches["default"].flush_stats()  # this test's counts are not left for the next one's flusher
+
+
+def test_regenerate_from_the_stream_views_refreshes_too(demo_backend: str) -> None:
+    client = Client()
+    read_events(b"".join(client.post("/stream/", {"prompt": PROMPT}).streaming_content))
+    regenerated = read_events(
+        b"".join(client.post("/stream/", {"prompt": PROMPT, "regenerate": "1"}).streaming_content)
+    )
+    assert regenerated.done["cache_hit"] is False
+    assert _local_model().calls == 2
+    assert client.post("/", {"prompt": PROMPT}).context["answer"].cache_hit is True
+    llm_caches["default"].flush_stats()

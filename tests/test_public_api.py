@@ -7,7 +7,19 @@ import importlib
 import pytest
 
 PUBLIC = [
-    ("llmcache_django", ["llm_caches", "RedisLLMCache", "MemcachedLLMCache", "DjangoLLMCache", "cached", "LLMCache"]),
+    (
+        "llmcache_django",
+        [
+            "llm_caches",
+            "RedisLLMCache",
+            "MemcachedLLMCache",
+            "DjangoLLMCache",
+            "cached",
+            "LLMCache",
+            "llm_cache_control",
+        ],
+    ),
+    ("llmcache_django.middleware", ["LLMCacheMiddleware"]),
     ("llmcache_django.compat", ["RedisCache", "AsyncRedisCache", "MemcachedCache"]),
     ("llmcache_django.signals", ["llm_cache_hit", "llm_cache_miss", "llm_cache_cleared"]),
     ("llmcache_django.metrics", ["metrics_view", "LLMCacheCollector", "install"]),

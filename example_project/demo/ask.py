@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from time import perf_counter
 
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig
 
 from example_project.demo.chat import chat_model
 
@@ -20,6 +21,8 @@ class Answer:
     total_tokens: int
     #: The cache's server could not be reached: the model answered and nothing was stored.
     cache_unavailable: bool = False
+    #: Asked with Regenerate: the model answered anew and its answer replaced the entry.
+    refreshed: bool = False
 
     @property
     def milliseconds(self) -> int:
@@ -32,17 +35,22 @@ class Answer:
         return self.total_tokens if self.cache_hit else 0
 
 
-def ask(prompt: str) -> Answer:
-    """Ask the model `prompt` in this thread; the cache is consulted first."""
+def directed(refresh: bool) -> RunnableConfig | None:
+    """The config of a call: Regenerate asks the cache for a fresh answer (`"refresh"`)."""
+    return {"metadata": {"llm_cache": "refresh"}} if refresh else None
+
+
+def ask(prompt: str, *, refresh: bool = False) -> Answer:
+    """Ask the model `prompt` in this thread; the cache is consulted first (unless `refresh`)."""
     started = perf_counter()
-    message = chat_model().invoke(prompt)
+    message = chat_model().invoke(prompt, config=directed(refresh))
     return answer_from(message, perf_counter() - started)
 
 
-async def aask(prompt: str) -> Answer:
+async def aask(prompt: str, *, refresh: bool = False) -> Answer:
     """Ask the model `prompt` without blocking the event loop."""
     started = perf_counter()
-    message = await chat_model().ainvoke(prompt)
+    message = await chat_model().ainvoke(prompt, config=directed(refresh))
     return answer_from(message, perf_counter() - started)
 
 
@@ -56,4 +64,5 @@ def answer_from(message: BaseMessage, seconds: float) -> Answer:
         seconds=seconds,
         total_tokens=usage["total_tokens"] if usage else 0,
         cache_unavailable=bool(marker.get("unavailable")),
+        refreshed=bool(marker.get("refreshed")),
     )

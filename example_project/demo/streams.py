@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.utils import message_chunk_to_message
 
-from example_project.demo.ask import Answer, answer_from
+from example_project.demo.ask import Answer, answer_from, directed
 from example_project.demo.chat import chat_model
 
 
@@ -33,10 +33,12 @@ class StreamTiming:
             self.first_chunk = perf_counter() - self.started
 
 
-def answer_events(prompt: str, on_answer: Callable[[Answer], dict[str, Any]]) -> Iterator[str]:
+def answer_events(
+    prompt: str, on_answer: Callable[[Answer], dict[str, Any]], *, refresh: bool = False
+) -> Iterator[str]:
     """Stream the answer to `prompt` with `stream()`; `on_answer` adds to the `done` event."""
     timing, chunks = StreamTiming(perf_counter()), []
-    for chunk in chat_model().stream(prompt):
+    for chunk in chat_model().stream(prompt, config=directed(refresh)):
         timing.saw_chunk()
         chunks.append(chunk)
         yield event("token", {"text": chunk.text})
@@ -44,10 +46,12 @@ def answer_events(prompt: str, on_answer: Callable[[Answer], dict[str, Any]]) ->
     yield event("done", done_data(answer, timing, on_answer(answer)))
 
 
-async def aanswer_events(prompt: str, on_answer: Callable[[Answer], Any]) -> AsyncIterator[str]:
+async def aanswer_events(
+    prompt: str, on_answer: Callable[[Answer], Any], *, refresh: bool = False
+) -> AsyncIterator[str]:
     """Stream the answer to `prompt` with `astream()`; `on_answer` is awaited."""
     timing, chunks = StreamTiming(perf_counter()), []
-    async for chunk in chat_model().astream(prompt):
+    async for chunk in chat_model().astream(prompt, config=directed(refresh)):
         timing.saw_chunk()
         chunks.append(chunk)
         yield event("token", {"text": chunk.text})

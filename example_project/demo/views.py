@@ -25,7 +25,7 @@ EVENT_STREAM = "text/event-stream"
 def index(request: HttpRequest) -> HttpResponse:
     """Ask the model from a sync view (a worker thread under WSGI or ASGI)."""
     form = PromptForm(request.POST or None)
-    answer = ask(form.cleaned_data["prompt"]) if form.is_valid() else None
+    answer = ask(form.cleaned_data["prompt"], refresh=_regenerate(request)) if form.is_valid() else None
     context = _answer_context(request, form, answer, view="sync")
     return render(request, TEMPLATE, page_context(context))
 
@@ -33,7 +33,7 @@ def index(request: HttpRequest) -> HttpResponse:
 async def ask_async(request: HttpRequest) -> HttpResponse:
     """Ask the model from an async view: `ainvoke` and the cache's async lookup."""
     form = PromptForm(request.POST or None)
-    answer = await aask(form.cleaned_data["prompt"]) if form.is_valid() else None
+    answer = await aask(form.cleaned_data["prompt"], refresh=_regenerate(request)) if form.is_valid() else None
     # Sessions and the page's cache description may touch the database: not on the loop.
     context = await sync_to_async(_answer_context)(request, form, answer, view="async")
     return render(request, TEMPLATE, await sync_to_async(page_context)(context))
@@ -46,7 +46,9 @@ def stream(request: HttpRequest) -> HttpResponseBase:
     if not form.is_valid():
         return _refused(form)
     start_tally(request.session)
-    events = answer_events(form.cleaned_data["prompt"], lambda answer: _tally(request, answer))
+    events = answer_events(
+        form.cleaned_data["prompt"], lambda answer: _tally(request, answer), refresh=_regenerate(request)
+    )
     # Under ASGI, Django would read a sync iterator to its end before sending a byte.
     return _event_stream(in_worker_threads(events) if isinstance(request, ASGIRequest) else events)
 
@@ -58,8 +60,17 @@ async def astream(request: HttpRequest) -> HttpResponseBase:
     if not form.is_valid():
         return _refused(form)
     await sync_to_async(start_tally)(request.session)
-    events = aanswer_events(form.cleaned_data["prompt"], sync_to_async(lambda answer: _tally(request, answer)))
+    events = aanswer_events(
+        form.cleaned_data["prompt"],
+        sync_to_async(lambda answer: _tally(request, answer)),
+        refresh=_regenerate(request),
+    )
     return _event_stream(events)
+
+
+def _regenerate(request: HttpRequest) -> bool:
+    """Whether the Regenerate button sent the form: a fresh answer replaces the cached one."""
+    return request.POST.get("regenerate") == "1"
 
 
 def _refused(form: PromptForm) -> HttpResponseBadRequest:

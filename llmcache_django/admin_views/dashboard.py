@@ -63,7 +63,13 @@ class ModelSummary:
 
 
 #: Counters shown under the hit ratio when they are not zero (writes and errors always).
-ACTIVITY = (("writes", "write", "writes"), ("errors", "error", "errors"), ("skipped", "skipped call", "skipped calls"))
+ACTIVITY = (
+    ("writes", "write", "writes"),
+    ("errors", "error", "errors"),
+    ("skipped", "skipped call", "skipped calls"),
+    ("refreshed", "refreshed call", "refreshed calls"),
+    ("bypassed", "bypassed call", "bypassed calls"),
+)
 COALESCED = ("coalesced", "coalesced call", "coalesced calls")
 
 

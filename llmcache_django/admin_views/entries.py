@@ -22,6 +22,7 @@ from llmcache_django.admin_views.common import (
     require_view,
 )
 from llmcache_django.admin_views.display import generation_view, pretty_llm_string, prompt_preview, prompt_text
+from llmcache_django.core.control import scope_problem
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
@@ -42,11 +43,13 @@ SORTS = {
 
 @dataclass(frozen=True)
 class EntryQuery:
-    """What the user asked the list for: ``?q=``, ``?model=``, ``?sort=``."""
+    """What the user asked the list for: ``?q=``, ``?model=``, ``?scope=``, ``?sort=``."""
 
     search: str = ""
     model: str = ""
     sort: str = "newest"
+    #: Only the entries of this scope (``user:42``); a value that is not a scope is dropped.
+    scope: str = ""
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> EntryQuery:
@@ -55,11 +58,12 @@ class EntryQuery:
             search=request.GET.get("q", "").strip(),
             model=request.GET.get("model", ""),
             sort=sort if sort in SORTS else "newest",
+            scope=_scope(request.GET.get("scope", "").strip()),
         )
 
     def params(self, **changes: str) -> dict[str, str]:
         """This query as URL parameters, with ``changes`` applied (the default sort left out)."""
-        params = {"q": self.search, "model": self.model, "sort": self.sort, **changes}
+        params = {"q": self.search, "model": self.model, "scope": self.scope, "sort": self.sort, **changes}
         if params["sort"] == "newest":
             del params["sort"]
         return params
@@ -125,7 +129,8 @@ def ttl_left_text(info: EntryInfo) -> str:
 
 
 def _listing(model_admin: LLMCacheAdmin, request: HttpRequest, cache: LLMCache, query: EntryQuery) -> dict[str, Any]:
-    found = list(itertools.islice(cache.entries(search=query.search or None), LIST_LIMIT + 1))
+    entries = cache.entries(search=query.search or None, scope=query.scope or None)
+    found = list(itertools.islice(entries, LIST_LIMIT + 1))
     truncated = len(found) > LIST_LIMIT
     models = sorted({info.model for info in found[:LIST_LIMIT]})
     infos = [info for info in found[:LIST_LIMIT] if not query.model or info.model == query.model]
@@ -176,3 +181,7 @@ def _url(model_admin: LLMCacheAdmin, alias: str, query: EntryQuery, **changes: s
 
 def _as_datetime(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+def _scope(scope: str) -> str:
+    return scope if scope and scope_problem(scope) is None else ""

@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from llmcache_django.conf import AliasSettings
 from llmcache_django.core.cache import LLMCache
-from llmcache_django.core.keys import MEMCACHED_MAX_KEY, key_prefix
+from llmcache_django.core.keys import MAX_ENTRY_NAME, MEMCACHED_MAX_KEY, key_prefix
 from llmcache_django.stores.base import DEFAULT_SERVER_TIMEOUT
 
 #: LLM_CACHES OPTIONS -> keyword arguments of RedisLLMCache (one server or a cluster).
@@ -48,10 +48,10 @@ def memcached_cache(settings: AliasSettings, **kwargs: Any) -> LLMCache:
     from llmcache_django.stores.memcached_pool import POOL_DEFAULTS
 
     prefix = _prefix(settings)
-    if len(prefix) + 64 > MEMCACHED_MAX_KEY or any(char.isspace() or ord(char) < 33 for char in prefix):
+    if len(prefix) + MAX_ENTRY_NAME > MEMCACHED_MAX_KEY or any(char.isspace() or ord(char) < 33 for char in prefix):
         raise ImproperlyConfigured(
             f"CACHES[{settings.cache_alias!r}] KEY_PREFIX/VERSION with NAMESPACE {settings.namespace!r} give the "
-            f"key prefix {prefix!r}, which cannot be part of a memcached key (at most {MEMCACHED_MAX_KEY - 64} "
+            f"key prefix {prefix!r}, which cannot be part of a memcached key (at most {MEMCACHED_MAX_KEY - MAX_ENTRY_NAME} "
             f"characters, no spaces or control characters); shorten or clean KEY_PREFIX."
         )
     django_cache = caches[settings.cache_alias]

@@ -6,13 +6,13 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.dispatch import Signal
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
-from llmcache_django.core import codec
+from llmcache_django.core import codec, control
 from llmcache_django.core.exit_flush import flush_at_exit
 from llmcache_django.core.failopen import ErrorReporter
 from llmcache_django.core.flusher import ensure_running as ensure_flusher
@@ -37,6 +37,21 @@ LLM_RECORD_REFRESH_SECONDS = 60.0
 #: After a server error, lookups and updates skip the server for this many seconds, so a
 #: dead server (and its client's connect timeouts and retries) costs one slow call, not all.
 OUTAGE_BACKOFF_SECONDS = 5.0
+
+
+class Lookup(NamedTuple):
+    """What a lookup found (``entry``) and what happened: ``hit``, ``coalesced`` (another
+    caller's fresh answer), ``miss``, ``refreshed`` (not read: ``refresh``), ``stale`` (an
+    entry older than ``max_age``, refused) or ``bypassed`` (not read: ``off``)."""
+
+    entry: codec.Entry | None
+    outcome: str
+
+
+MISSED = Lookup(None, "miss")
+REFRESHED = Lookup(None, "refreshed")
+STALE = Lookup(None, "stale")
+BYPASSED = Lookup(None, "bypassed")
 
 
 class LLMCache(CacheOperations, BaseCache):
@@ -104,24 +119,37 @@ class LLMCache(CacheOperations, BaseCache):
         entry = await self.alookup_entry(prompt, llm_string)
         return None if entry is None else entry.generations
 
-    @timed_lookup
     def lookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
         """:meth:`lookup`, returning the whole entry (generations, creation time, ...)."""
-        name, canonical = entry_key(prompt, llm_string)
+        return self.lookup_outcome(prompt, llm_string).entry
+
+    async def alookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
+        """Async :meth:`lookup_entry`."""
+        return (await self.alookup_outcome(prompt, llm_string)).entry
+
+    @timed_lookup
+    def lookup_outcome(self, prompt: str, llm_string: str) -> Lookup:
+        """:meth:`lookup_entry` and what happened (see :class:`Lookup`), under the
+        directives in force (:mod:`~llmcache_django.core.control`)."""
+        given = control.current_for(self.alias)
+        name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
         if self.stats is not None:
             ensure_flusher()  # an idle process's last counts are shared too
+        if given is not None and not given.reads:
+            return self._not_read(name, given)
         if self._server_down():
-            return None
+            return MISSED
         try:
             value = self._call(self.store.get, name)
         except Exception as exc:
             self._failed("lookup", exc)
-            return None
+            return MISSED
         coalesced = False
-        if value is None and self.single_flight is not None:
-            value = self.single_flight.join(name)
+        if value is None and self.single_flight is not None and (given is None or given.stores):
+            value = self.single_flight.join(name)  # an answer that will not be stored leads no flight
             coalesced = value is not None
-        entry = self._read(name, value, canonical, coalesced=coalesced)
+        outcome = self._read(name, value, canonical, coalesced=coalesced, max_age=_max_age(given))
+        entry = outcome.entry
         signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
             self._report_receiver_errors(
@@ -129,26 +157,30 @@ class LLMCache(CacheOperations, BaseCache):
             )
         if self.stats is not None and self.stats.flush_due():
             self.flush_stats_quietly()
-        return entry
+        return outcome
 
     @timed_lookup
-    async def alookup_entry(self, prompt: str, llm_string: str) -> codec.Entry | None:
-        """Async :meth:`lookup_entry`."""
-        name, canonical = entry_key(prompt, llm_string)
+    async def alookup_outcome(self, prompt: str, llm_string: str) -> Lookup:
+        """Async :meth:`lookup_outcome`."""
+        given = control.current_for(self.alias)
+        name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
         if self.stats is not None:
             ensure_flusher()  # an idle process's last counts are shared too
+        if given is not None and not given.reads:
+            return self._not_read(name, given)
         if self._server_down():
-            return None
+            return MISSED
         try:
             value = await self._acall(self.store.aget, name)
         except Exception as exc:
             self._failed("lookup", exc)
-            return None
+            return MISSED
         coalesced = False
-        if value is None and self.single_flight is not None:
+        if value is None and self.single_flight is not None and (given is None or given.stores):
             value = await self.single_flight.ajoin(name)
             coalesced = value is not None
-        entry = self._read(name, value, canonical, coalesced=coalesced)
+        outcome = self._read(name, value, canonical, coalesced=coalesced, max_age=_max_age(given))
+        entry = outcome.entry
         signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
             self._report_receiver_errors(
@@ -156,21 +188,28 @@ class LLMCache(CacheOperations, BaseCache):
             )
         if self.stats is not None and self.stats.flush_due():
             await self._aflush_stats_quietly()
-        return entry
+        return outcome
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store ``return_val`` for ``(prompt, llm_string)``, replacing any previous entry."""
-        name, canonical = entry_key(prompt, llm_string)
+        given = control.current_for(self.alias)
+        if given is not None and not given.stores:
+            self._count("bypassed")
+            return
+        name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
+        ttl = self._ttl(given)
         llm_hash, model = self._llm_names(llm_string)
-        value = self._encode(name, canonical, llm_hash, model, return_val)
+        value = self._encode(name, canonical, llm_hash, model, return_val, ttl)
         lease_ended = False
         try:
-            lease_ended = self._write(name, value, llm_string, llm_hash, model)
+            lease_ended = self._write(name, value, llm_string, llm_hash, model, ttl)
         finally:  # waiters for this entry get it from memory, even if the write failed
             if self.single_flight is not None:
                 self.single_flight.settle(name, value, lease_ended=lease_ended)
 
-    def _write(self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str) -> bool:
+    def _write(
+        self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str, ttl: float | None
+    ) -> bool:
         """Store the entry (and the LLM record when due); whether the write also ended this
         process's single-flight lease on ``name`` (one round trip for both where it can)."""
         if value is None or self._server_down():
@@ -178,9 +217,9 @@ class LLMCache(CacheOperations, BaseCache):
         lease = self.single_flight.held_lease(name) if self.single_flight is not None else None
         try:
             if lease is None:
-                self._call(self.store.set, name, value, self.ttl)
+                self._call(self.store.set, name, value, ttl)
             else:
-                self._call(self.store.set_ending_lease, name, value, self.ttl, lease, DONE_SECONDS)
+                self._call(self.store.set_ending_lease, name, value, ttl, lease, DONE_SECONDS)
             if self._llm_record_due(llm_string):
                 self.store.set_record(codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass"))
                 self._remember_llm(llm_string, llm_hash, model)
@@ -192,26 +231,33 @@ class LLMCache(CacheOperations, BaseCache):
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async :meth:`update`."""
-        name, canonical = entry_key(prompt, llm_string)
+        given = control.current_for(self.alias)
+        if given is not None and not given.stores:
+            self._count("bypassed")
+            return
+        name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
+        ttl = self._ttl(given)
         llm_hash, model = self._llm_names(llm_string)
-        value = self._encode(name, canonical, llm_hash, model, return_val)
+        value = self._encode(name, canonical, llm_hash, model, return_val, ttl)
         lease_ended = False
         try:
-            lease_ended = await self._awrite(name, value, llm_string, llm_hash, model)
+            lease_ended = await self._awrite(name, value, llm_string, llm_hash, model, ttl)
         finally:
             if self.single_flight is not None:
                 await self.single_flight.asettle(name, value, lease_ended=lease_ended)
 
-    async def _awrite(self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str) -> bool:
+    async def _awrite(
+        self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str, ttl: float | None
+    ) -> bool:
         """Async :meth:`_write`."""
         if value is None or self._server_down():
             return False
         lease = self.single_flight.held_lease(name) if self.single_flight is not None else None
         try:
             if lease is None:
-                await self._acall(self.store.aset, name, value, self.ttl)
+                await self._acall(self.store.aset, name, value, ttl)
             else:
-                await self._acall(self.store.aset_ending_lease, name, value, self.ttl, lease, DONE_SECONDS)
+                await self._acall(self.store.aset_ending_lease, name, value, ttl, lease, DONE_SECONDS)
             if self._llm_record_due(llm_string):
                 await self.store.aset_record(
                     codec.llm_record_name(llm_hash), llm_string.encode("utf-8", "surrogatepass")
@@ -269,18 +315,41 @@ class LLMCache(CacheOperations, BaseCache):
     def abandon(self, prompt: str, llm_string: str) -> None:
         """Say that the model call after a miss of ``(prompt, llm_string)`` will not
         ``update`` (it failed): callers waiting for it (single-flight) go on at once."""
-        if self.single_flight is not None:
-            self.single_flight.settle(entry_digest(prompt, llm_string), None)
+        name = self._flight_name(prompt, llm_string)
+        if name is not None and self.single_flight is not None:
+            self.single_flight.settle(name, None)
 
     async def aabandon(self, prompt: str, llm_string: str) -> None:
         """Async :meth:`abandon`."""
-        if self.single_flight is not None:
-            await self.single_flight.asettle(entry_digest(prompt, llm_string), None)
+        name = self._flight_name(prompt, llm_string)
+        if name is not None and self.single_flight is not None:
+            await self.single_flight.asettle(name, None)
 
-    def _read(self, name: str, value: bytes | None, prompt: str, *, coalesced: bool = False) -> codec.Entry | None:
+    def _flight_name(self, prompt: str, llm_string: str) -> str | None:
+        """The entry whose flight this caller may lead, or ``None``: a call that neither
+        read and stores (``refresh``, ``no-store``, ``off``) joined no flight to end."""
+        given = control.current_for(self.alias)
+        if given is None:
+            return entry_digest(prompt, llm_string)
+        return entry_digest(prompt, llm_string, given.scope) if given.reads and given.stores else None
+
+    def _not_read(self, name: str, given: control.Directives) -> Lookup:
+        """A lookup the directives skipped: ``refresh`` counts as refreshed, ``off`` as bypassed."""
+        refresh = given.mode == "refresh"
+        self._count("refreshed" if refresh else "bypassed")
+        if refresh:
+            miss_started(name)  # the fresh answer's duration is measured as a miss's
+        return REFRESHED if refresh else BYPASSED
+
+    def _ttl(self, given: control.Directives | None) -> float | None:
+        return given.ttl if given is not None and given.ttl is not None else self.ttl
+
+    def _read(
+        self, name: str, value: bytes | None, prompt: str, *, coalesced: bool = False, max_age: float | None = None
+    ) -> Lookup:
         if value is None:
             self._miss(name)
-            return None
+            return MISSED
         try:
             if len(value) > self.max_entry_bytes:
                 raise codec.CodecError(
@@ -289,14 +358,18 @@ class LLMCache(CacheOperations, BaseCache):
             entry = codec.decode(value, max_bytes=self.max_decoded_bytes)
             if entry.prompt != prompt:
                 raise codec.CodecError("stored entry belongs to another prompt")
+            if max_age is not None and time.time() - entry.created > max_age:
+                self._count("refreshed")
+                miss_started(name)
+                return STALE
             if self.stats is not None:
                 counter = "coalesced" if coalesced else "hits"
                 self.stats.hit(len(value), entry.generations, entry.duration, counter, entry.model)
         except Exception as exc:  # whatever is under our key, the model call goes on
             self._fail("reading a stored entry", exc)
             self._miss(name)
-            return None
-        return entry
+            return MISSED
+        return Lookup(entry, "coalesced" if coalesced else "hit")
 
     def _llm_names(self, llm_string: str) -> tuple[str, str]:
         known = self._llm_records.get(llm_string)
@@ -314,13 +387,13 @@ class LLMCache(CacheOperations, BaseCache):
         self._llm_records[llm_string] = (llm_hash, model, time.monotonic())
 
     def _encode(
-        self, name: str, prompt: str, llm_hash: str, model: str, generations: Sequence[Generation]
+        self, name: str, prompt: str, llm_hash: str, model: str, generations: Sequence[Generation], ttl: float | None
     ) -> bytes | None:
         duration = miss_duration(name)
-        if self.ttl is not None and self.ttl <= 0:
+        if ttl is not None and ttl <= 0:
             return None  # TTL 0 means "do not cache", as Django's TIMEOUT 0 does
         try:
-            entry = codec.new_entry(prompt, model, llm_hash, generations, self.ttl, duration)
+            entry = codec.new_entry(prompt, model, llm_hash, generations, ttl, duration)
             value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes, max_bytes=self.max_decoded_bytes)
         except Exception as exc:
             self._fail("encoding an entry", exc)
@@ -409,6 +482,10 @@ class LLMCache(CacheOperations, BaseCache):
     def _fail(self, operation: str, exc: BaseException) -> None:
         self._count("errors")
         self.errors.report(operation, exc)
+
+
+def _max_age(given: control.Directives | None) -> float | None:
+    return given.max_age if given is not None else None
 
 
 async def _asend_robust(signal: Signal, **kwargs: Any) -> list[tuple[Any, Any]]:

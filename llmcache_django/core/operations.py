@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,6 +12,8 @@ from langchain_core.outputs import Generation
 
 from llmcache_django.core import series
 from llmcache_django.core.codec import CodecError, llm_record_name
+from llmcache_django.core.control import scope_problem
+from llmcache_django.core.keys import scope_tag
 from llmcache_django.core.listing import EntryInfo, entry_info
 from llmcache_django.core.stats import COUNTERS, Stats, summarize
 from llmcache_django.stores.base import PartialClearError, ServerPausedError, is_entry_name
@@ -19,6 +22,8 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:
     from llmcache_django.stores.base import Store
+
+logger = logging.getLogger("llmcache_django")
 
 
 class ListingUnsupportedError(RuntimeError):
@@ -72,16 +77,44 @@ class CacheOperations:
         cache = getattr(self.store, "cache", None)
         return f"Django cache ({type(cache).__name__})" if cache is not None else kind
 
+    def clear_scope(self, scope: str) -> int | None:
+        """Remove every entry written in ``scope`` (see ``llm_cache_control(scope=...)``) and
+        nothing else; how many, where the backend can count. Raises if the server cannot be
+        reached, so an erasure that did not happen says so."""
+        count = self.store.clear_scope(_tag(scope))
+        self._scope_cleared(scope, count)
+        return count
+
+    async def aclear_scope(self, scope: str) -> int | None:
+        """Async :meth:`clear_scope`."""
+        count = await self.store.aclear_scope(_tag(scope))
+        self._scope_cleared(scope, count)
+        return count
+
+    def _scope_cleared(self, scope: str, count: int | None) -> None:
+        logger.info(
+            "LLM cache %r cleared scope %r (%s entries)", self.alias, scope, "unknown" if count is None else count
+        )
+
     def entries(
-        self, *, model: str | None = None, older_than: float | None = None, search: str | None = None
+        self,
+        *,
+        model: str | None = None,
+        older_than: float | None = None,
+        search: str | None = None,
+        scope: str | None = None,
     ) -> Iterator[EntryInfo]:
         """Stream the entries of the namespace, optionally only one ``model``'s, those older
-        than ``older_than`` seconds, or those whose prompt contains ``search`` (any case)."""
+        than ``older_than`` seconds, those whose prompt contains ``search`` (any case), or
+        those of one ``scope``."""
         self._require_listing()
         cutoff = time.time() - older_than if older_than is not None else None
         needle = search.casefold() if search else None
+        in_scope = f"{_tag(scope)}." if scope is not None else None
         llm_strings = self._llm_string_finder()
         for name, value in self.store.iter_values():
+            if in_scope is not None and not name.startswith(in_scope):
+                continue
             try:
                 info, _ = entry_info(name, value, llm_strings, max_bytes=self.max_decoded_bytes)
             except CodecError:
@@ -102,11 +135,13 @@ class CacheOperations:
             summary[info.model] = (count + 1, size + info.size)
         return dict(sorted(summary.items(), key=lambda item: (-item[1][0], item[0])))
 
-    def count_entries(self, *, model: str | None = None, older_than: float | None = None) -> int | None:
+    def count_entries(
+        self, *, model: str | None = None, older_than: float | None = None, scope: str | None = None
+    ) -> int | None:
         """How many entries match, or ``None`` where the backend cannot list them."""
         if not self.can_list:
             return None
-        return sum(1 for _ in self.entries(model=model, older_than=older_than))
+        return sum(1 for _ in self.entries(model=model, older_than=older_than, scope=scope))
 
     def get_entry(self, name: str) -> tuple[EntryInfo, list[Generation]] | None:
         """The entry with digest ``name`` and its generations, or ``None``."""
@@ -130,18 +165,22 @@ class CacheOperations:
         *,
         model: str | None = None,
         older_than: float | None = None,
+        scope: str | None = None,
         dry_run: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> int | None:
-        """Delete the matching entries (all of the namespace without filters); how many.
+        """Delete the matching entries (all of the namespace, or of ``scope``, without other
+        filters); how many.
 
-        Returns ``None`` for a whole-namespace clear on a backend that cannot count.
+        Returns ``None`` for a whole-namespace or whole-scope clear on a backend that cannot count.
         ``progress(done, total)`` is called as a filtered delete goes; if a delete fails
         part way, :class:`PartialDeleteError` says how many went before it.
         """
+        if model is None and older_than is None and scope is not None:
+            return self.count_entries(scope=scope) if dry_run else self.clear_scope(scope)
         if model is None and older_than is None:
             return self.count_entries() if dry_run else self.clear_namespace()
-        names = [info.name for info in self.entries(model=model, older_than=older_than)]
+        names = [info.name for info in self.entries(model=model, older_than=older_than, scope=scope)]
         if dry_run:
             return len(names)
         for done, name in enumerate(names):
@@ -260,3 +299,11 @@ class CacheOperations:
 def _text(record: bytes | str) -> str:
     # A Redis client made with decode_responses=True hands back str.
     return record if isinstance(record, str) else record.decode("utf-8", "surrogatepass")
+
+
+def _tag(scope: str) -> str:
+    """The tag of ``scope``'s entry names; raises :class:`ValueError` for a bad scope."""
+    problem = scope_problem(scope)
+    if problem is not None or scope is None:
+        raise ValueError(f"scope={problem or 'None is not a scope'}.")
+    return scope_tag(scope)

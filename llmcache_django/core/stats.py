@@ -26,6 +26,8 @@ COUNTERS = (
     "tokens_saved",
     "ms_saved",
     "coalesced",  # misses answered by another caller's model call (single-flight), not hits
+    "refreshed",  # lookups not answered from the cache by request: refresh, or older than max_age
+    "bypassed",  # lookups and writes skipped by request: off, no-store
 )
 #: A token count above this in stored usage data is not a real one (and is not added).
 MAX_TOKENS = 2**40

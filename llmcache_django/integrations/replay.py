@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation, GenerationChunk
 
-from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.cache import LLMCache, Lookup
 from llmcache_django.core.flight_owners import StreamLead
 
 #: The chunks the next ``_stream``/``_astream`` call of a cached model replays instead of
@@ -30,6 +30,12 @@ _replay: ContextVar[list[Iterable[Any]] | None] = ContextVar("llmcache_django_re
 #: The ``(prompt, llm_string)`` a cached model has just looked up and missed: LangChain's own
 #: lookup of it, in the ``invoke`` that follows, is answered "miss" without a second lookup.
 _looked_up: ContextVar[list[tuple[str, str]] | None] = ContextVar("llmcache_django_looked_up", default=None)
+#: What the last lookup through a :class:`HitMarkingCache` in this context did, when it
+#: found nothing because of a directive (``refreshed``, ``stale``, ``bypassed``): said by the
+#: marker of the answer the model then gives.
+_outcome: ContextVar[str | None] = ContextVar("llmcache_django_outcome", default=None)
+#: Outcomes of a lookup that found nothing that the miss marker names.
+MARKED_OUTCOMES = frozenset({"refreshed", "stale", "bypassed"})
 #: The ``response_metadata`` key of the hit marker.
 MARKER_KEY = "llm_cache"
 #: A replayed answer comes in pieces of about this many characters (~8 tokens), cut after
@@ -68,16 +74,14 @@ class HitMarkingCache(BaseCache):
         if _just_missed(prompt, llm_string):
             return None
         target = self.target
-        entry = target.lookup_entry(prompt, llm_string)
-        return None if entry is None else marked(entry.generations, hit_marker(target, entry.created))
+        return _marked_lookup(target, target.lookup_outcome(prompt, llm_string))
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async :meth:`lookup`."""
         if _just_missed(prompt, llm_string):
             return None
         target = self.target
-        entry = await target.alookup_entry(prompt, llm_string)
-        return None if entry is None else marked(entry.generations, hit_marker(target, entry.created))
+        return _marked_lookup(target, await target.alookup_outcome(prompt, llm_string))
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store ``return_val`` as it is."""
@@ -100,6 +104,9 @@ class HitMarkingCache(BaseCache):
         cache is leaving an unreachable server alone (the answer was not stored)."""
         target = self.target
         marker: dict[str, Any] = {"hit": False, "alias": target.alias or None}
+        outcome = _outcome.get()
+        if outcome is not None:
+            marker[outcome] = True  # "refreshed": True, "stale": True or "bypassed": True
         if time.monotonic() < target.store.paused_until:
             marker["unavailable"] = True
         return marker
@@ -112,6 +119,13 @@ class HitMarkingCache(BaseCache):
         marker = self.miss_marker()
         generations = [_marked_generation(g, marker) if g in unmarked else g for g in result.generations]
         return ChatResult(generations=generations, llm_output=result.llm_output)
+
+
+def _marked_lookup(cache: LLMCache, found: Lookup) -> RETURN_VAL_TYPE | None:
+    """What a marking lookup returns for ``found``; remembers why it found nothing, for the marker."""
+    _outcome.set(found.outcome if found.outcome in MARKED_OUTCOMES else None)
+    entry = found.entry
+    return None if entry is None else marked(entry.generations, hit_marker(cache, entry.created))
 
 
 def hit_marker(cache: LLMCache, created: float) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from langchain_core.utils.utils import LC_ID_PREFIX
 from llmcache_django.backends.handler import DefaultLLMCache
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.core.flight_owners import StreamLead
+from llmcache_django.integrations.directed import ConfigDirected
 from llmcache_django.integrations.replay import (
     HitMarkingCache,
     aabandoned_on_failure,
@@ -107,11 +108,11 @@ def cached_class(model_class: type[Any]) -> type[Any]:
 
 def _subclass(model_class: type[Any]) -> type[Any]:
     if issubclass(model_class, BaseChatModel):
-        bases: list[type] = [ChatStreamCache]
+        bases: list[type] = [ConfigDirected, ChatStreamCache]
         streams_sync = model_class._stream is not BaseChatModel._stream
         streams_async = streams_sync or model_class._astream is not BaseChatModel._astream
     else:
-        bases = [LLMStreamCache]
+        bases = [ConfigDirected, LLMStreamCache]
         streams_sync = model_class._stream is not BaseLLM._stream
         streams_async = streams_sync or model_class._astream is not BaseLLM._astream
     bases += [ReplaysSync] if streams_sync else []

@@ -49,6 +49,8 @@ DESCRIPTIONS = {
     "errors": "Failed server calls, unreadable entries and entries too large to write.",
     "skipped": "Calls not made while the cache left an unreachable server alone.",
     "coalesced": "Lookups that waited for another caller's model call instead of making their own.",
+    "refreshed": "Lookups not answered from the cache by request (refresh, or an entry older than max_age).",
+    "bypassed": "Lookups and writes skipped by request (off, no-store).",
     "bytes_served": "Bytes of stored entries read by hits.",
     "tokens_saved": "Tokens the cached answers had cost, summed over hits.",
     "ms_saved": "Seconds of model time the hits spared.",

@@ -19,9 +19,11 @@ DEFAULT_SERVER_TIMEOUT = 2.0
 DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024 - 1024
 #: The value of a single-flight lease whose leader stored its answer.
 LEASE_DONE = b"done"
-#: What an entry's name is: a SHA-256 hex digest. Every other name (counters, records,
-#: leases, generation) is bookkeeping: never listed, counted or cleared as an entry.
-DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+#: What an entry's name is: a SHA-256 hex digest, after its scope's 16-digit tag and a dot
+#: for an entry of a scope. Every other name (counters, records, leases, generations) is
+#: bookkeeping: never listed, counted or cleared as an entry.
+DIGEST_RE = re.compile(r"^(?:[0-9a-f]{16}\.)?[0-9a-f]{64}$")
+SCOPE_TAG_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def is_entry_name(name: str) -> bool:
@@ -77,6 +79,11 @@ class PartialClearError(RuntimeError):
         entries = "entry" if self.removed == 1 else "entries"
         note = f": {self.note}" if self.note else ""
         return f"cleared {self.removed} {entries} on {', '.join(self.cleared)}; could not reach {failures}{note}"
+
+
+def scope_tag_of(name: str) -> str | None:
+    """The scope tag an entry name starts with, or ``None`` for an unscoped entry (or not an entry)."""
+    return name[:16] if len(name) > 64 and is_entry_name(name) else None
 
 
 class OversizeValueError(ValueError):
@@ -177,6 +184,15 @@ class Store(ABC):
         Nothing outside the namespace is touched, and after it returns no client gets a
         hit for an entry written before it started.
         """
+
+    @abstractmethod
+    def clear_scope(self, tag: str) -> int | None:
+        """Make every entry of the scope with tag ``tag`` unreachable, and nothing else; return
+        how many were removed, if known. Raises when the server could not be reached."""
+
+    @abstractmethod
+    async def aclear_scope(self, tag: str) -> int | None:
+        """Async :meth:`clear_scope`."""
 
     @abstractmethod
     async def aget(self, name: str) -> bytes | None:

@@ -5,6 +5,10 @@ as ``b"<generation>:" + value``; a value from another generation reads as a miss
 lookup fetches the counter and the entry in one ``get_many`` round trip, so clear is
 O(1), atomic across processes, and never touches keys outside the namespace. Where the
 backend can list its keys, clear then also deletes the old entries to free their memory.
+
+An entry of a scope (its name starts with the scope's tag) also carries the scope's own
+generation, ``b"<generation>.<scope generation>:" + value``, read in the same round trip:
+``clear_scope()`` bumps that one counter, so a scope is erased at once, whatever the server.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from llmcache_django.stores.base import LEASE_DONE, OversizeValueError, Store, is_entry_name
+from llmcache_django.stores.base import LEASE_DONE, OversizeValueError, Store, is_entry_name, scope_tag_of
 
 T = TypeVar("T")
 GENERATION_NAME = "generation"
 #: What a generation counter holds: a decimal number (memcached's ``incr`` keeps it under 2**64).
 GENERATION_PATTERN = re.compile(rb"[0-9]{1,20}")
-#: The longest ``b"<generation>:"`` tag in front of a stored value.
-GENERATION_TAG_BYTES = 21
+#: The longest ``b"<generation>.<scope generation>:"`` tag in front of a stored value.
+GENERATION_TAG_BYTES = 42
+#: Each scope's generation counter is under this name plus the scope's tag.
+SCOPE_GENERATION_PREFIX = "scope-generation:"
+#: Scope generations remembered per process (past it, they are read again).
+KNOWN_SCOPES_LIMIT = 4096
 COUNTER_PREFIX = "stats:"
 #: The record naming the current reset of the counters per time bucket.
 SERIES_EPOCH_NAME = "stats:epoch"
@@ -89,21 +97,80 @@ class GenerationalStore(Store):
         """The generation counter that tags the entry at server key ``key``."""
         return self.generation_key
 
+    def scope_generation_key(self, name: str) -> str | None:
+        """The server key of the generation counter of the scope entry ``name`` is in, if any."""
+        tag = scope_tag_of(name)
+        return None if tag is None else self.key(SCOPE_GENERATION_PREFIX + tag)
+
     def get(self, name: str) -> bytes | None:
         key = self.key(name)
-        generation_key = self.generation_key_of(key)
-        found = self._get_many([generation_key, key])
+        generation_key, scope_key = self.generation_key_of(key), self.scope_generation_key(name)
+        found = self._get_many([generation_key, key] if scope_key is None else [generation_key, scope_key, key])
         generation = self._checked_generation(generation_key, found.get(generation_key))
         self._generations[generation_key] = generation
+        if scope_key is not None:
+            generation = self._scoped(generation, scope_key, found.get(scope_key))
         if isinstance(found, FoundValues) and key in found.oversize:
             raise OversizeValueError(f"the value under {key!r} is over the {self.max_value_bytes}-byte limit; not read")
         return _untag(found.get(key), generation)
 
     def set(self, name: str, value: bytes, ttl: float | None) -> None:
         key = self.key(name)
-        generation_key = self.generation_key_of(key)
+        self._set(key, self._write_tag(name, key) + b":" + value, ttl)
+
+    def _write_tag(self, name: str, key: str) -> bytes:
+        """The generation an entry written now under ``name`` (at server key ``key``) is tagged
+        with: the namespace's, and its scope's after a dot."""
+        generation_key, scope_key = self.generation_key_of(key), self.scope_generation_key(name)
         generation = self._generations.get(generation_key) or self._current_generation(generation_key)
-        self._set(key, generation + b":" + value, ttl)
+        if scope_key is not None:
+            generation += b"." + (self._generations.get(scope_key) or self._current_scope_generation(scope_key))
+        return generation
+
+    def clear_scope(self, tag: str) -> int | None:
+        scope_key = self.key(SCOPE_GENERATION_PREFIX + tag)
+        if self._ours(self._incr, scope_key) is None:
+            self._start_scope_generation(scope_key)  # none there: whatever was tagged before is unreadable
+        self._generations.pop(scope_key, None)
+        if not self.can_list:
+            return None
+        prefix = f"{tag}."
+        return sum(self._delete(self.key(name)) for name in list(self._list_names()) if name.startswith(prefix))
+
+    async def aclear_scope(self, tag: str) -> int | None:
+        return await self._in_thread(self.clear_scope, tag)
+
+    def _scoped(self, generation: bytes | None, scope_key: str, stored: bytes | str | None) -> bytes | None:
+        """The tag of an entry of the scope counted at ``scope_key``, in ``generation``
+        (``None``: none can be read, the scope never written or its counter lost)."""
+        scope_generation = _valid_generation(stored)
+        if scope_generation is None:
+            if stored is not None:
+                self._delete(scope_key)  # not a counter of ours: the next write starts a fresh one
+            return None
+        self._remember(scope_key, scope_generation)
+        return None if generation is None else generation + b"." + scope_generation
+
+    def _current_scope_generation(self, scope_key: str) -> bytes:
+        scope_generation = _valid_generation(self._get_many([scope_key]).get(scope_key))
+        if scope_generation is None:
+            return self._start_scope_generation(scope_key)
+        self._remember(scope_key, scope_generation)
+        return scope_generation
+
+    def _start_scope_generation(self, scope_key: str) -> bytes:
+        # Time-based, like the namespace's: never one an evicted or deleted counter held.
+        self._add(scope_key, str(time.time_ns()).encode())
+        scope_generation = _valid_generation(self._get_many([scope_key]).get(scope_key))
+        if scope_generation is None:
+            raise RuntimeError(f"{self.describe()}: a scope's generation counter could not be stored")
+        self._remember(scope_key, scope_generation)
+        return scope_generation
+
+    def _remember(self, scope_key: str, scope_generation: bytes) -> None:
+        if len(self._generations) >= KNOWN_SCOPES_LIMIT:
+            self._generations.clear()  # one per user: bounded, and read again when needed
+        self._generations[scope_key] = scope_generation
 
     def delete(self, name: str) -> bool:
         return self._delete(self.key(name))
@@ -159,16 +226,23 @@ class GenerationalStore(Store):
             yield from self.get_many(batch).items()
 
     def get_many(self, names: Sequence[str]) -> dict[str, bytes]:
-        # The entries and their generation counters in one round trip.
+        # The entries and their generation counters (the namespace's, a scope's) in one round trip.
         keys = {name: self.key(name) for name in names}
         generation_keys = {key: self.generation_key_of(key) for key in keys.values()}
-        found = self._get_many([*set(generation_keys.values()), *keys.values()])
+        scope_keys = {name: self.scope_generation_key(name) for name in names}
+        counters = {*generation_keys.values(), *(key for key in scope_keys.values() if key is not None)}
+        found = self._get_many([*counters, *keys.values()])
         generations = {
             generation_key: self._checked_generation(generation_key, found.get(generation_key))
             for generation_key in set(generation_keys.values())
         }
         self._generations.update(generations)
-        values = {name: _untag(found.get(key), generations[generation_keys[key]]) for name, key in keys.items()}
+        values = {}
+        for name, key in keys.items():
+            generation, scope_key = generations[generation_keys[key]], scope_keys[name]
+            if scope_key is not None:
+                generation = self._scoped(generation, scope_key, found.get(scope_key))
+            values[name] = _untag(found.get(key), generation)
         # A value longer than any we write is not ours (where the backend cannot refuse it unread).
         return {
             name: value for name, value in values.items() if value is not None and len(value) <= self.max_value_bytes
@@ -178,9 +252,7 @@ class GenerationalStore(Store):
         tagged: dict[str, bytes] = {}
         for name, value in values.items():
             key = self.key(name)
-            generation_key = self.generation_key_of(key)
-            generation = self._generations.get(generation_key) or self._current_generation(generation_key)
-            tagged[key] = generation + b":" + value
+            tagged[key] = self._write_tag(name, key) + b":" + value
         self._set_many(tagged, ttl)
 
     def _set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
@@ -336,6 +408,14 @@ def _untag(stored: bytes | str | None, generation: bytes | None) -> bytes | None
         return None
     tag, _, value = _as_bytes(stored).partition(b":")
     return value if tag == generation else None
+
+
+def _valid_generation(stored: bytes | str | None) -> bytes | None:
+    """``stored`` if it is a generation counter (a plain decimal number), else ``None``."""
+    if stored is None:
+        return None
+    generation = _as_bytes(stored)
+    return generation if GENERATION_PATTERN.fullmatch(generation) else None
 
 
 def _as_count(value: Any) -> int:

@@ -170,8 +170,19 @@ class RedisStore(Store):
         return bool(self.client.unlink(self.prefix + name))
 
     def clear(self) -> int | None:
+        return self._unlink_matching(self.pattern)
+
+    def clear_scope(self, tag: str) -> int | None:
+        return self._unlink_matching(self.scope_pattern(tag))
+
+    def scope_pattern(self, tag: str) -> str:
+        """A SCAN ``MATCH`` pattern for exactly the entries of the scope with tag ``tag``."""
+        return f"{self.pattern[:-1]}{tag}.*"
+
+    def _unlink_matching(self, pattern: str) -> int:
+        """Remove every entry whose key matches ``pattern``; how many went."""
         removed = 0
-        for batch in _batches(self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000)), CLEAR_BATCH):
+        for batch in _batches(self._entry_keys(self.client.scan_iter(match=pattern, count=1000)), CLEAR_BATCH):
             removed += self.client.unlink(*batch)  # type: ignore[operator]
         return removed
 
@@ -361,8 +372,15 @@ class RedisStore(Store):
             return bool(await loop_client.client.unlink(self.prefix + name))
 
     async def aclear(self) -> int | None:
+        return await self._aunlink_matching(self.pattern)
+
+    async def aclear_scope(self, tag: str) -> int | None:
+        return await self._aunlink_matching(self.scope_pattern(tag))
+
+    async def _aunlink_matching(self, pattern: str) -> int:
+        """Async :meth:`_unlink_matching`."""
         client, removed, batch = self.async_client, 0, []
-        async for key in client.scan_iter(match=self.pattern, count=1000):
+        async for key in client.scan_iter(match=pattern, count=1000):
             if is_entry_name(_text(key)[len(self.prefix) :]):
                 batch.append(key)
             if len(batch) >= CLEAR_BATCH:

@@ -221,11 +221,11 @@ class RedisClusterStore(RedisStore):
         nodes = ", ".join(node.name for node in self._source.nodes_manager.startup_nodes.values())
         return f"redis cluster {nodes} (prefix {self.prefix!r})"
 
-    def clear(self) -> int | None:
+    def _unlink_matching(self, pattern: str) -> int:
         removed, cleared, failed = 0, [], {}
         for node in self.client.get_primaries():
             try:
-                removed += self._clear_node(node)
+                removed += self._clear_node(node, pattern)
             except Exception as exc:  # the other primaries are still cleared; then say which was not
                 failed[node.name] = f"{type(exc).__name__}: {exc}"
             else:
@@ -238,9 +238,9 @@ class RedisClusterStore(RedisStore):
         # Primary by primary, as clear() does (which says what a lost primary kept): in a thread.
         return await asyncio.to_thread(self.clear)
 
-    def _clear_node(self, node: Any) -> int:
+    def _clear_node(self, node: Any, pattern: str) -> int:
         removed = 0
-        keys = self._entry_keys(self.client.scan_iter(match=self.pattern, count=1000, target_nodes=node))
+        keys = self._entry_keys(self.client.scan_iter(match=pattern, count=1000, target_nodes=node))
         for batch in _batches(keys, CLEAR_BATCH):
             removed += self.client.unlink(*batch)  # redis-py sends one UNLINK per slot
         return removed

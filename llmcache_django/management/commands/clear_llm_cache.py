@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.control import scope_problem
 from llmcache_django.management.commands._common import (
     add_alias_arguments,
     non_blank,
@@ -32,6 +33,9 @@ class Command(BaseCommand):
         add_alias_arguments(parser)
         parser.add_argument("--model", help="Only entries of this model (as the admin lists it).")
         parser.add_argument("--older-than", metavar="AGE", help="Only entries older than AGE (90, 30m, 12h, 7d, 2w).")
+        parser.add_argument(
+            "--scope", help="Only entries of this scope (user:42, tenant:acme): erases what it cached for it."
+        )
         parser.add_argument("--dry-run", action="store_true", help="Say what would go; delete nothing.")
         parser.add_argument(
             "--noinput", "--no-input", action="store_false", dest="interactive", help="Do not ask for confirmation."
@@ -44,7 +48,10 @@ class Command(BaseCommand):
             return
         model, age = non_blank("--model", options["model"]), non_blank("--older-than", options["older_than"])
         older_than = parse_age(age) if age is not None else None
-        plans = [(cache, self._filters(cache, model, older_than)) for cache in self._caches(options)]
+        scope = _scope(non_blank("--scope", options["scope"]))
+        plans = [
+            (cache, {**self._filters(cache, model, older_than), "scope": scope}) for cache in self._caches(options)
+        ]
         if options["interactive"] and not options["dry_run"] and not self._confirmed(plans):
             self.stdout.write("Cancelled; nothing was deleted.")
             return
@@ -90,7 +97,7 @@ class Command(BaseCommand):
             except PartialClearError as exc:  # some nodes or entries went: say which, and what did not
                 raise CommandError(f"LLM cache {cache.alias!r}: {exc.describe()}.") from exc
         if verbosity >= 1 and not options["json"]:
-            self.stdout.write(_summary(cache.alias, count, dry_run))
+            self.stdout.write(_summary(cache.alias, count, dry_run, filters["scope"]))
         return {
             "alias": cache.alias,
             "location": cache.store.describe(),
@@ -113,11 +120,21 @@ def _describe(filters: dict[str, Any]) -> str:
         parts.append(f"model {filters['model']!r}")
     if filters["older_than"] is not None:
         parts.append(f"older than {filters['older_than']:g}s")
+    if filters.get("scope") is not None:
+        parts.append(f"scope {filters['scope']!r}")
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def _summary(alias: str, count: int | None, dry_run: bool) -> str:
+def _summary(alias: str, count: int | None, dry_run: bool, scope: str | None = None) -> str:
     verb = "Would clear" if dry_run else "Cleared"
     if count is None:
-        return f"{verb} all entries from LLM cache {alias!r} (this backend cannot count them)."
+        which = "all entries" if scope is None else f"all entries of scope {scope!r}"
+        return f"{verb} {which} from LLM cache {alias!r} (this backend cannot count them)."
     return f"{verb} {count} {'entry' if count == 1 else 'entries'} from LLM cache {alias!r}."
+
+
+def _scope(scope: str | None) -> str | None:
+    problem = scope_problem(scope)
+    if problem is not None:
+        raise CommandError(f"--scope {problem}.")
+    return scope

@@ -69,6 +69,8 @@ COUNTED = {
     "writes": ("write", "writes"),
     "errors": ("error", "errors"),
     "skipped": ("skipped call", "skipped calls"),
+    "refreshed": ("refreshed call", "refreshed calls"),
+    "bypassed": ("bypassed call", "bypassed calls"),
 }
 SHOWN = frozenset({"hits", "misses", "writes", "errors"})
 

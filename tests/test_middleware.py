@@ -1,0 +1,125 @@
+"""LLMCacheMiddleware: a scope per user, erasure when a user is deleted, header directives with permission."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.test import Client, override_settings
+
+from llmcache_django import llm_cache_control, llm_caches
+from llmcache_django.conf import alias_problems
+
+pytestmark = pytest.mark.django_db
+MIDDLEWARE = [*settings.MIDDLEWARE, "llmcache_django.middleware.LLMCacheMiddleware"]
+HEADER = {"header": "LLM-Cache-Control", "permission": "llmcache_django.refresh_llm_cache"}
+
+
+def configure(**options: Any) -> override_settings:
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "middleware-tests"},
+        "llm": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"llm-{id(options)}"},
+    }
+    return override_settings(
+        ROOT_URLCONF="tests.scope_urls",
+        MIDDLEWARE=MIDDLEWARE,
+        CACHES=caches,
+        LLM_CACHES={"default": {"CACHE": "llm", "OPTIONS": options}},
+    )
+
+
+@pytest.fixture
+def user_scoped() -> Iterator[None]:
+    with configure(SCOPE="user"):
+        llm_caches["default"].clear()
+        yield
+
+
+def logged_in(django_user_model: Any, name: str, *permissions: str) -> tuple[Client, Any]:
+    user = django_user_model.objects.create_user(name, password="pw")
+    for codename in permissions:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    client = Client()
+    client.force_login(user)
+    return client, user
+
+
+def answer(client: Client, url: str = "/ask/", **headers: str) -> str:
+    return str(client.get(url, headers=headers).json()["answer"])
+
+
+def test_two_users_and_an_anonymous_one_each_get_their_own_answers(user_scoped: None, django_user_model: Any) -> None:
+    alice, _ = logged_in(django_user_model, "alice")
+    bob, _ = logged_in(django_user_model, "bob")
+    first = [answer(alice), answer(bob), answer(Client())]
+    assert len(set(first)) == 3  # the same prompt, three partitions: three model calls
+    assert [answer(alice), answer(bob), answer(Client())] == first
+
+
+def test_an_async_view_gets_the_users_scope_too(user_scoped: None, django_user_model: Any) -> None:
+    alice, user = logged_in(django_user_model, "alice")
+    given = answer(alice, "/aask/")
+    assert answer(alice, "/ask/") == given  # the sync view reads the entry the async one wrote
+    with llm_cache_control(scope=f"user:{user.pk}"):
+        assert llm_caches["default"].count_entries() == 1
+    assert answer(Client(), "/aask/") != given
+
+
+def test_deleting_a_user_erases_their_scope_and_keeps_the_others(
+    user_scoped: None, django_user_model: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice, alice_user = logged_in(django_user_model, "alice")
+    bob, _ = logged_in(django_user_model, "bob")
+    alices, bobs = answer(alice), answer(bob)
+    pk = alice_user.pk
+    with caplog.at_level(logging.INFO, logger="llmcache_django"):
+        alice_user.delete()
+    assert f"cleared scope 'user:{pk}' (1 entries)" in caplog.text
+    assert llm_caches["default"].count_entries() == 1
+    assert answer(bob) == bobs
+    assert answer(bob) != alices
+
+
+def test_the_header_is_ignored_unless_the_alias_reads_it(user_scoped: None, django_user_model: Any) -> None:
+    alice, _ = logged_in(django_user_model, "alice", "refresh_llm_cache")
+    given = answer(alice)
+    assert answer(alice, **{"LLM-Cache-Control": "refresh"}) == given
+
+
+@pytest.mark.parametrize("header", [{"Cache-Control": "no-cache"}, {"LLM-Cache-Control": "sometimes"}])
+def test_a_browsers_cache_control_or_a_bad_value_never_refreshes(
+    django_user_model: Any, header: dict[str, str]
+) -> None:
+    with configure(SCOPE="user", REQUEST_DIRECTIVES=HEADER):
+        alice, _ = logged_in(django_user_model, "alice", "refresh_llm_cache")
+        given = answer(alice)
+        assert answer(alice, **header) == given
+
+
+def test_the_header_is_ignored_without_the_permission(django_user_model: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with configure(REQUEST_DIRECTIVES=HEADER):
+        bob, _ = logged_in(django_user_model, "bob")
+        given = answer(bob)
+        with caplog.at_level(logging.DEBUG, logger="llmcache_django"):
+            assert answer(bob, **{"LLM-Cache-Control": "refresh"}) == given
+        assert "lacks llmcache_django.refresh_llm_cache" in caplog.text
+        assert answer(Client(), **{"LLM-Cache-Control": "refresh"}) == given
+
+
+def test_the_header_is_honoured_with_the_permission(django_user_model: Any) -> None:
+    with configure(REQUEST_DIRECTIVES=HEADER):
+        alice, _ = logged_in(django_user_model, "alice", "refresh_llm_cache")
+        given = answer(alice)
+        response = alice.get("/aask/", headers={"LLM-Cache-Control": "refresh"}).json()
+        assert response["answer"] != given and response["marker"]["refreshed"] is True
+        assert answer(alice) == response["answer"]  # a repeat replays the new answer
+
+
+def test_reading_cache_control_as_the_directives_header_is_a_settings_error() -> None:
+    problems = alias_problems("default", {"OPTIONS": {"REQUEST_DIRECTIVES": {"header": "Cache-Control"}}})
+    assert any("never Cache-Control" in problem for problem in problems)
+    assert alias_problems("default", {"OPTIONS": {"SCOPE": "tenant"}})
