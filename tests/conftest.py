@@ -62,9 +62,7 @@ def memcached_server() -> Iterator[servers.Server]:
 @pytest.fixture(scope="session")
 def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Server, servers.Server]]:
     """A primary with one replica, watched by one sentinel as :data:`servers.SENTINEL_SERVICE`."""
-    primary = servers.start_redis()
-    replica = servers.start_redis("--replicaof", "127.0.0.1", str(primary.port))
-    watcher = servers.start_sentinel(tmp_path_factory.mktemp("sentinel"), servers.SENTINEL_SERVICE, primary)
+    primary, replica, watcher = servers.start_sentinel_group(tmp_path_factory.mktemp("sentinel"))
     yield primary, watcher
     for server in (watcher, replica, primary):
         server.stop()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from types import FrameType
 
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
@@ -49,3 +52,55 @@ def run_bounded(call: Callable[[], object], limit: float = 30.0) -> float:
     worker.join(limit)
     assert outcome, f"the call was still blocked after {limit} s"
     return time.monotonic() - started
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 10.0, what: str = "the condition") -> None:
+    """Poll ``condition`` until it is true; fail (rather than hang or race) after ``seconds``.
+
+    The deadline is generous on purpose: it only bounds a test that would otherwise hang, it
+    never measures speed.
+    """
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not come true within {seconds} s"
+        time.sleep(0.005)
+
+
+async def async_wait_until(condition: Callable[[], object], seconds: float = 10.0, what: str = "the condition") -> None:
+    """:func:`wait_until` for a coroutine: polls without blocking the event loop."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not come true within {seconds} s"
+        await asyncio.sleep(0.005)
+
+
+#: Where single-flight code waits for a leader: an in-process flight, or polling the lease.
+WAITING_FOR_A_LEADER = {"wait", "await_end", "_poll", "_apoll"}
+
+
+def waiting_for_a_leader(frame: FrameType) -> bool:
+    """Whether ``frame`` is single-flight code waiting for another caller's answer."""
+    return frame.f_globals.get("__name__") == "llmcache_django.single_flight" and (
+        frame.f_code.co_name in WAITING_FOR_A_LEADER
+    )
+
+
+def running(*functions: Callable[..., object]) -> Callable[[FrameType], bool]:
+    """A frame test: ``frame`` runs one of ``functions`` (e.g. a gated model's ``_call``)."""
+    codes = {function.__code__ for function in functions}  # type: ignore[attr-defined]
+    return lambda frame: frame.f_code in codes
+
+
+def threads_parked(threads: Iterable[threading.Thread], *where: Callable[[FrameType], bool]) -> bool:
+    """Whether every one of ``threads`` has ended or is, somewhere in its stack, in a frame one
+    of ``where`` accepts (e.g. waiting for a leader, or in a model waiting for its gate)."""
+    frames = sys._current_frames()
+    for thread in threads:
+        if not thread.is_alive():
+            continue
+        frame = frames.get(thread.ident or -1)
+        while frame is not None and not any(test(frame) for test in where):
+            frame = frame.f_back
+        if frame is None:
+            return False
+    return True

@@ -17,6 +17,7 @@ from langchain_core.language_models import FakeListChatModel, FakeListLLM
 from llmcache_django.cache import LLMCache
 from llmcache_django.stores.base import LEASE_DONE
 from tests.conftest import kind_param
+from tests.helpers import running, threads_parked, wait_until, waiting_for_a_leader
 
 KINDS = ["redis", "memcached", "alias-pymemcache", "alias-locmem"]
 
@@ -68,7 +69,8 @@ def burst_in_threads(model: GatedChat, prompts: list[str]) -> tuple[list[Any], f
         thread.start()
     while model.calls["count"] == 0:
         time.sleep(0.005)
-    time.sleep(0.3)  # the others join the flight meanwhile
+    # The others join the flight (or, where nobody waits, call the model) meanwhile.
+    wait_until(lambda: threads_parked(threads, waiting_for_a_leader, running(GatedChat._call)), 30, "the burst parked")
     opened = time.monotonic()
     model.gate.set()
     for thread in threads:
