@@ -20,6 +20,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.servers import Server, free_port
 from tests.test_admin_browser import CHROMIUM_ARGS
 
+#: Under pytest-xdist, this module and the agent page's run on one worker: each demo server
+#: (a uvicorn process on its own migrated database) is started once, not once per worker.
+pytestmark = pytest.mark.xdist_group("demo-browser")
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "Does the cache replay a streamed answer?"
 #: The page is streaming and has shown part of the answer already.
