@@ -91,6 +91,16 @@ def running(*functions: Callable[..., object]) -> Callable[[FrameType], bool]:
     return lambda frame: frame.f_code in codes
 
 
+def threads_waiting_for_a_leader() -> int:
+    """How many threads of this process are in single-flight code, waiting for a leader's answer."""
+    count = 0
+    for frame in sys._current_frames().values():
+        while frame is not None and not waiting_for_a_leader(frame):
+            frame = frame.f_back
+        count += frame is not None
+    return count
+
+
 def threads_parked(threads: Iterable[threading.Thread], *where: Callable[[FrameType], bool]) -> bool:
     """Whether every one of ``threads`` has ended or is, somewhere in its stack, in a frame one
     of ``where`` accepts (e.g. waiting for a leader, or in a model waiting for its gate)."""
@@ -104,3 +114,20 @@ def threads_parked(threads: Iterable[threading.Thread], *where: Callable[[FrameT
         if frame is None:
             return False
     return True
+
+
+def tasks_waiting_for_a_leader() -> int:
+    """How many tasks of the running loop are suspended in single-flight code, waiting for a
+    leader's answer (all of them: LangChain runs each prompt of a call in a task of its own)."""
+    tasks = asyncio.all_tasks()
+    return sum(1 for task in tasks if not task.done() and any(map(waiting_for_a_leader, _awaited_frames(task))))
+
+
+def _awaited_frames(task: asyncio.Task[object]) -> Iterable[FrameType]:
+    """The frames of a suspended task's chain of coroutines, outermost first."""
+    awaitable: object = task.get_coro()
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is not None:
+            yield frame
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)

@@ -80,7 +80,9 @@ class Server:
             self.process.kill()
             self.process.wait()
 
-    def _wait_until_listening(self, timeout: float = 10.0) -> None:
+    def _wait_until_listening(self, timeout: float = 60.0) -> None:
+        # Generous: a server (uvicorn importing Django and LangChain) starts in seconds on a
+        # loaded machine; the deadline only keeps a server that never listens from hanging the run.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None

@@ -17,7 +17,15 @@ from langchain_core.language_models import FakeListChatModel, FakeListLLM
 from llmcache_django.cache import LLMCache
 from llmcache_django.stores.base import LEASE_DONE
 from tests.conftest import kind_param
-from tests.helpers import running, threads_parked, wait_until, waiting_for_a_leader
+from tests.helpers import (
+    async_wait_until,
+    running,
+    tasks_waiting_for_a_leader,
+    threads_parked,
+    threads_waiting_for_a_leader,
+    wait_until,
+    waiting_for_a_leader,
+)
 
 KINDS = ["redis", "memcached", "alias-pymemcache", "alias-locmem"]
 
@@ -149,7 +157,7 @@ def test_two_hundred_tasks_asking_the_same_prompt_make_one_model_call(
         asks = [asyncio.ensure_future(model.ainvoke("the same question")) for _ in range(200)]
         while model.calls["count"] == 0:
             await asyncio.sleep(0.005)
-        await asyncio.sleep(0.3)
+        await async_wait_until(lambda: tasks_waiting_for_a_leader() == 199, 30, "the others joined the flight")
         model.gate.set()
         return [message.content for message in await asyncio.gather(*asks)]
 
@@ -368,7 +376,7 @@ def test_two_batches_of_the_same_prompts_make_one_model_call_per_prompt(
         thread.start()
     while not llm.prompts:
         time.sleep(0.005)
-    time.sleep(0.3)  # the second batch is waiting meanwhile
+    wait_until(lambda: threads_waiting_for_a_leader() >= 1, 30, "the second batch waiting for the first")
     llm.gate.set()
     for thread in threads:
         thread.join(30)
