@@ -85,24 +85,28 @@ def test_killing_one_memcached_of_three_fails_no_model_call_and_hits_resume_when
         load = Load(cache)
         running = load.run()
         next(running)
-        known = llm_string()
-        wait_until(lambda: all(cache.lookup(prompt, known) for prompt in on_victim), 60, "the victim's prompts cached")
-        killed = time.monotonic()
-        pool[victim].stop()
-        # The fault lasts until the pool marked the node down and the load made calls against it.
-        wait_until(lambda: pool[victim].location in cache.store.unreachable_nodes(), 60, "the node marked down")
-        wait_until(lambda: load.calls_since(killed) >= FAULT_CALLS, 60, "calls during the fault")
-        restart(pool, victim)
-        back = time.monotonic()
+        try:
+            known = llm_string()
+            wait_until(
+                lambda: all(cache.lookup(prompt, known) for prompt in on_victim), 60, "the victim's prompts cached"
+            )
+            killed = time.monotonic()
+            pool[victim].stop()
+            # The fault lasts until the pool marked the node down and the load made calls against it.
+            wait_until(lambda: pool[victim].location in cache.store.unreachable_nodes(), 60, "the node marked down")
+            wait_until(lambda: load.calls_since(killed) >= FAULT_CALLS, 60, "calls during the fault")
+            restart(pool, victim)
+            back = time.monotonic()
 
-        def hits_on_the_returned_server() -> bool:
-            found = [cache.lookup(prompt, known) is not None for prompt in on_victim[:3]]
-            return not cache.store.unreachable_nodes() and all(found)
+            def hits_on_the_returned_server() -> bool:
+                found = [cache.lookup(prompt, known) is not None for prompt in on_victim[:3]]
+                return not cache.store.unreachable_nodes() and all(found)
 
-        wait_until(hits_on_the_returned_server, 60, "hits on the returned server")  # within 2 x dead_timeout
-        resumed = time.monotonic()
-        wait_until(lambda: load.calls_since(resumed) >= FAULT_CALLS, 60, "calls after the node came back")
-        next(running, None)
+            wait_until(hits_on_the_returned_server, 60, "hits on the returned server")  # within 2 x dead_timeout
+            resumed = time.monotonic()
+            wait_until(lambda: load.calls_since(resumed) >= FAULT_CALLS, 60, "calls after the node came back")
+        finally:
+            running.close()  # the load stops (its threads joined) even when a wait above failed
     assert load.failures == []
     assert on_victim  # the killed server held some of the prompts
     print(
