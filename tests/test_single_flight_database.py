@@ -282,7 +282,7 @@ def test_a_leader_process_raising_lets_the_other_processes_call_the_model(
     database_llm_cache: Callable[..., LLMCache], file_database: Path
 ) -> None:
     database_llm_cache()
-    bound = 60
+    bound = 20
     answers, seconds = _burst_in_processes(file_database, "fail-first", bound=bound)
     assert sorted(answers) == ["error: the provider failed"] + ["the answer"] * 3
     # The failed call, then the waiters' own: each calls the model once the lease is gone, unless
@@ -290,6 +290,8 @@ def test_a_leader_process_raising_lets_the_other_processes_call_the_model(
     assert 2 <= _calls(file_database) <= 4
     # The lease was removed: nobody waited for the bound. Timed from the gate (not from the
     # processes' start-up, which takes seconds on a loaded machine), with half the bound to spare.
+    # On a loaded machine this has failed with the whole bound waited after the gate: a real
+    # finding about the lease's end, left visible here.
     assert seconds < bound / 2
 
 
