@@ -12,7 +12,7 @@ help:
 	@echo "make demo       run the example project on 127.0.0.1:8000 (no server needed)"
 	@echo "make demo-redis / make demo-memcached   the same on a local Redis / memcached"
 	@echo "make demo-stop  stop the redis-server / memcached those two started"
-	@echo "make test       install what is missing, then run the test suite"
+	@echo "make test       install what is missing, then run the test suite (4 workers; TEST_WORKERS=0: one process)"
 	@echo "make lint       ruff, mypy and the import layers (import-linter)"
 	@echo "make format     ruff's fixes and formatting, in place"
 	@echo "make bench      benchmarks against langchain-community"
@@ -41,8 +41,13 @@ venv-dev: $(DEV_STAMP)
 system-deps:
 	@bash .ci/system-deps.sh
 
+# The suite mostly waits on servers and subprocesses: 4 workers keep 2 cores busy. Each worker
+# starts its own session servers; a module whose servers are costly runs on one worker
+# (`xdist_group`). `make test TEST_WORKERS=0` runs it in this process alone.
+TEST_WORKERS ?= 4
+
 test: venv-dev system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from tests.servers import Server, require_binary
+from tests.servers import QUICK_SYNC, Server, require_binary
 
 #: Node timeout (ms): how long before a dead primary's replica is promoted.
 NODE_TIMEOUT_MS = 1000
@@ -78,7 +78,7 @@ def start_cluster_node(*options: str) -> Server:
     binary = require_binary("redis-server")
     port = cluster_port()
     directory = tempfile.mkdtemp(prefix="llmcache-cluster-")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *QUICK_SYNC]
     argv += ["--dir", directory, "--cluster-enabled", "yes", "--cluster-config-file", f"{directory}/nodes.conf"]
     argv += ["--cluster-node-timeout", str(NODE_TIMEOUT_MS), *options]
     return Server("redis-server", port, directory=directory).start(argv)

@@ -45,6 +45,18 @@ GENERATIONAL_KINDS = [
 ]
 
 
+#: How long a browser test's ``expect(...)`` waits for the page to show something (Playwright's
+#: default is 5 s): a deadline, not a speed claim. On a loaded machine the demo's slow model
+#: (a 4 s answer) finished streaming after Playwright's 5 s.
+BROWSER_EXPECT_SECONDS = 30
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=BROWSER_EXPECT_SECONDS * 1000)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[servers.Server]:
     server = servers.start_redis()
@@ -62,9 +74,7 @@ def memcached_server() -> Iterator[servers.Server]:
 @pytest.fixture(scope="session")
 def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Server, servers.Server]]:
     """A primary with one replica, watched by one sentinel as :data:`servers.SENTINEL_SERVICE`."""
-    primary = servers.start_redis()
-    replica = servers.start_redis("--replicaof", "127.0.0.1", str(primary.port))
-    watcher = servers.start_sentinel(tmp_path_factory.mktemp("sentinel"), servers.SENTINEL_SERVICE, primary)
+    primary, replica, watcher = servers.start_sentinel_group(tmp_path_factory.mktemp("sentinel"))
     yield primary, watcher
     for server in (watcher, replica, primary):
         server.stop()

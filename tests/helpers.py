@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -49,3 +50,23 @@ def run_bounded(call: Callable[[], object], limit: float = 30.0) -> float:
     worker.join(limit)
     assert outcome, f"the call was still blocked after {limit} s"
     return time.monotonic() - started
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 10.0, what: str = "the condition") -> None:
+    """Poll ``condition`` until it is true; fail (rather than hang or race) after ``seconds``.
+
+    The deadline is generous on purpose: it only bounds a test that would otherwise hang, it
+    never measures speed.
+    """
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not come true within {seconds} s"
+        time.sleep(0.005)
+
+
+async def async_wait_until(condition: Callable[[], object], seconds: float = 10.0, what: str = "the condition") -> None:
+    """:func:`wait_until` for a coroutine: polls without blocking the event loop."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not come true within {seconds} s"
+        await asyncio.sleep(0.005)

@@ -67,13 +67,10 @@ class Server:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Kill the process (SIGKILL: every server here is a throwaway, nothing to save, and
+        memcached acts on SIGTERM only at its next one-second tick) and remove its directory.
+        A paused (SIGSTOP) process is killed too."""
+        self.kill()
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -83,7 +80,9 @@ class Server:
             self.process.kill()
             self.process.wait()
 
-    def _wait_until_listening(self, timeout: float = 10.0) -> None:
+    def _wait_until_listening(self, timeout: float = 60.0) -> None:
+        # Generous: a server (uvicorn importing Django and LangChain) starts in seconds on a
+        # loaded machine; the deadline only keeps a server that never listens from hanging the run.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
@@ -99,13 +98,24 @@ class Server:
         raise RuntimeError(f"{self.name} did not listen on port {self.port} within {timeout}s")
 
 
+#: A primary syncs a new replica at once (not 5 s later, waiting for more replicas to share a
+#: diskless sync) and pings its replicas every second (not 10): until that first ping a replica's
+#: offset is 0 and a cluster leaves it out of CLUSTER SLOTS, which made a cluster's start ~10 s.
+QUICK_SYNC = ["--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"]
+
+
 def start_redis(*options: str) -> Server:
     """Start redis-server on a free port: no persistence, loopback only, plus ``options``."""
     binary = require_binary("redis-server")
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "16"]
+    argv += QUICK_SYNC
     directory = tempfile.mkdtemp(prefix="llmcache-redis-")
     return Server("redis-server", port, directory=directory).start([*argv, "--dir", directory, *options])
+
+
+#: The service name the suite's sentinels watch.
+SENTINEL_SERVICE = "llmcache-primary"
 
 
 def wait_for_replication(replica: Server, seconds: float = 10.0) -> None:
@@ -124,7 +134,9 @@ def wait_for_replication(replica: Server, seconds: float = 10.0) -> None:
     raise RuntimeError(f"the replica on port {replica.port} did not catch up within {seconds}s")
 
 
-def wait_for_sentinel_to_see(watcher: Server, replica: Server, seconds: float = 30.0) -> None:
+def wait_for_sentinel_to_see(
+    watcher: Server, replica: Server, seconds: float = 30.0, service: str = SENTINEL_SERVICE
+) -> None:
     """Wait (bounded) until the sentinel knows ``replica`` as a replica in sync that it could
     promote (it reads the primary's and the replicas' INFO every 10 s)."""
     import redis
@@ -132,7 +144,7 @@ def wait_for_sentinel_to_see(watcher: Server, replica: Server, seconds: float = 
     sentinel = redis.Redis(port=watcher.port)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if any(_promotable(found, replica) for found in sentinel.sentinel_slaves(SENTINEL_SERVICE)):
+        if any(_promotable(found, replica) for found in sentinel.sentinel_slaves(service)):
             return
         time.sleep(0.1)
     raise RuntimeError(f"the sentinel on port {watcher.port} did not see the replica on {replica.port} in {seconds}s")
@@ -155,10 +167,6 @@ def start_redis_tls(certificates: Certificates) -> Server:
     return Server("redis-server", port, directory=directory).start(argv)
 
 
-#: The service name the suite's sentinels watch.
-SENTINEL_SERVICE = "llmcache-primary"
-
-
 def sentinel_cache_settings(watcher: Server, db: int = 0, **options: object) -> dict[str, object]:
     """A django-redis ``CACHES`` entry on the sentinel ``watcher``'s service."""
     return {
@@ -172,6 +180,29 @@ def sentinel_cache_settings(watcher: Server, db: int = 0, **options: object) -> 
             **options,
         },
     }
+
+
+def start_sentinel_group(directory: Path, service: str = SENTINEL_SERVICE) -> tuple[Server, Server, Server]:
+    """A primary, its replica in sync, and a sentinel watching them as ``service`` that already
+    sees the replica as promotable: ``(primary, replica, watcher)``.
+
+    The sentinel starts once the replica is in sync, so its first look at the primary lists
+    the replica (started before, it would only learn of it at its next INFO poll, 10 s later).
+    """
+    primary = start_redis()
+    started = [primary]
+    try:
+        replica = start_redis("--replicaof", "127.0.0.1", str(primary.port))
+        started.append(replica)
+        wait_for_replication(replica)
+        watcher = start_sentinel(directory, service, primary)
+        started.append(watcher)
+        wait_for_sentinel_to_see(watcher, replica, service=service)
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
+    return primary, replica, watcher
 
 
 def start_sentinel(directory: Path, service: str, primary: Server) -> Server:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.test_demo_browser import demo_url, page  # noqa: F401  (the served demo and a browser page on it)
+# The served demo, a browser page on it, and the module's xdist group.
+from tests.test_demo_browser import demo_url, page, pytestmark  # noqa: F401
 
 QUESTION = "What is the weather in Madrid and in Oslo?"
 #: The first run is under way and has shown a step already.

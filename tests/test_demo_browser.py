@@ -20,6 +20,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.servers import Server, free_port
 from tests.test_admin_browser import CHROMIUM_ARGS
 
+#: Under pytest-xdist, this module and the agent page's run on one worker: each demo server
+#: (a uvicorn process on its own migrated database) is started once, not once per worker.
+pytestmark = pytest.mark.xdist_group("demo-browser")
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "Does the cache replay a streamed answer?"
 #: The page is streaming and has shown part of the answer already.
@@ -187,7 +190,7 @@ def test_two_tabs_asking_at_once_make_one_model_call(slow_demo_url: str) -> None
         first.wait_for_function(STREAMING_PART_WAY)  # the model call is under way
         ask(second, "async", prompt)
         expect(first.locator("#outcome")).to_have_text("Cache miss · streamed live from the model")
-        expect(second.locator("#outcome")).to_have_text("Cache hit · replayed from the cache", timeout=15_000)
+        expect(second.locator("#outcome")).to_have_text("Cache hit · replayed from the cache")
         expect(second.locator("#answer-text")).to_have_text(first.locator("#answer-text").text_content() or "")
         assert int(second.locator("[data-stat=coalesced]").text_content() or 0) == 1  # it waited for the first's call
 

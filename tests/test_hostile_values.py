@@ -1,7 +1,8 @@
 """Whatever is under our keys, the model call goes on: no exception, no pickle run, bounded memory.
 
 Every value of :mod:`tests.hostile` is planted under the key a real LangChain model looks up, on
-every kind of cache, and read back through ``lookup``, ``alookup``, ``invoke`` and ``ainvoke``.
+one kind of cache per store (decoding does not depend on the store; how a store reads, bounds and
+hands back the bytes does), and read back through ``lookup``, ``alookup``, ``invoke`` and ``ainvoke``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ from tests.hostile import BOOKKEEPING_VALUES, Exploit, bombs, hostile_values
 
 #: invoke()/ainvoke() are run on every INVOKE_EVERY-th value (lookup()/alookup() on all of them).
 INVOKE_EVERY = 5
+#: One kind per store: each reads (and bounds) the bytes its own way. The other kinds share one
+#: of these stores (the contract suite checks they do), so the 1,000+ values add nothing there.
+HOSTILE_KINDS = [
+    "redis",  # RedisStore on a sync client (async calls on the derived asyncio client)
+    "compat-async-redis",  # RedisStore on an asyncio client alone (sync calls through its loop)
+    "redis-cluster",  # RedisClusterStore
+    "memcached",  # MemcachedStore
+    "alias-pymemcache-pool",  # MemcachedPoolStore
+    "alias-database",  # DatabaseStore
+    "alias-locmem",  # DjangoStore
+]
+
+
+@pytest.fixture(params=[kind_param(kind) for kind in HOSTILE_KINDS])
+def hostile_cache(request: pytest.FixtureRequest, make_llm_cache: Callable[..., LLMCache]) -> LLMCache:
+    """An empty cache on each store in turn."""
+    return make_llm_cache(request.param)
 
 
 def warmed_model(cache: LLMCache) -> tuple[FakeListChatModel, str, str, bytes]:
@@ -49,35 +67,35 @@ def read_is_safe(cache: LLMCache, result: list[Generation] | None, errors_before
     )
 
 
-def test_hostile_values_never_break_lookup_or_invoke(llm_cache: LLMCache) -> None:
-    model, prompt, llm_string, valid = warmed_model(llm_cache)
-    values = list(hostile_values(valid, llm_cache.max_entry_bytes))
+def test_hostile_values_never_break_lookup_or_invoke(hostile_cache: LLMCache) -> None:
+    model, prompt, llm_string, valid = warmed_model(hostile_cache)
+    values = list(hostile_values(valid, hostile_cache.max_entry_bytes))
     assert len(values) >= 1000
     unsafe = []
     for index, (label, value) in enumerate(values):
-        plant(llm_cache, prompt, llm_string, value)
-        errors = llm_cache.stats.errors  # type: ignore[union-attr]
-        if not read_is_safe(llm_cache, llm_cache.lookup(prompt, llm_string), errors):
+        plant(hostile_cache, prompt, llm_string, value)
+        errors = hostile_cache.stats.errors  # type: ignore[union-attr]
+        if not read_is_safe(hostile_cache, hostile_cache.lookup(prompt, llm_string), errors):
             unsafe.append(label)
         if index % INVOKE_EVERY == 0:
-            plant(llm_cache, prompt, llm_string, value)
+            plant(hostile_cache, prompt, llm_string, value)
             assert isinstance(model.invoke("What is the capital of France?"), AIMessage)
     assert unsafe == []
     assert Exploit.ran is False
 
 
-async def test_hostile_values_never_break_alookup_or_ainvoke(llm_cache: LLMCache) -> None:
+async def test_hostile_values_never_break_alookup_or_ainvoke(hostile_cache: LLMCache) -> None:
     # Sync calls from an async test run in a thread, as Django requires for the database.
-    model, prompt, llm_string, valid = await asyncio.to_thread(warmed_model, llm_cache)
-    values = list(hostile_values(valid, llm_cache.max_entry_bytes))
+    model, prompt, llm_string, valid = await asyncio.to_thread(warmed_model, hostile_cache)
+    values = list(hostile_values(valid, hostile_cache.max_entry_bytes))
     unsafe = []
     for index, (label, value) in enumerate(values):
-        await llm_cache.store.aset(entry_digest(prompt, llm_string), value, None)
-        errors = llm_cache.stats.errors  # type: ignore[union-attr]
-        if not read_is_safe(llm_cache, await llm_cache.alookup(prompt, llm_string), errors):
+        await hostile_cache.store.aset(entry_digest(prompt, llm_string), value, None)
+        errors = hostile_cache.stats.errors  # type: ignore[union-attr]
+        if not read_is_safe(hostile_cache, await hostile_cache.alookup(prompt, llm_string), errors):
             unsafe.append(label)
         if index % INVOKE_EVERY == 0:
-            await llm_cache.store.aset(entry_digest(prompt, llm_string), value, None)
+            await hostile_cache.store.aset(entry_digest(prompt, llm_string), value, None)
             assert isinstance(await model.ainvoke("What is the capital of France?"), AIMessage)
     assert unsafe == []
     assert Exploit.ran is False

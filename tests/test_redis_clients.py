@@ -351,9 +351,7 @@ def test_a_custom_connection_class_is_kept_on_the_clients_of_other_event_loops(r
 
 
 def test_after_a_sentinel_failover_sync_and_async_calls_follow_the_new_primary(tmp_path: Path) -> None:
-    primary = servers.start_redis()
-    replica = servers.start_redis("--replicaof", "127.0.0.1", str(primary.port))
-    watcher = servers.start_sentinel(tmp_path, SERVICE, primary)
+    primary, replica, watcher = servers.start_sentinel_group(tmp_path, SERVICE)
     try:
         manager = redis.sentinel.Sentinel([("127.0.0.1", watcher.port)], socket_timeout=1)
         cache = RedisCache(manager.master_for(SERVICE, socket_timeout=1, socket_connect_timeout=1))

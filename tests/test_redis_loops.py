@@ -21,6 +21,7 @@ from llmcache_django import RedisLLMCache
 from llmcache_django.compat import AsyncRedisCache, RedisCache
 from llmcache_django.core.cache import LLMCache
 from tests import servers
+from tests.helpers import wait_until
 
 LOOPS = 1000
 SYNC_WORKERS = 8
@@ -89,9 +90,18 @@ def test_a_paused_server_delays_calls_only_until_the_server_timeout(pausable_ser
     for worker in workers:
         worker.start()
     assert pausable_server.process is not None
-    time.sleep(0.5)
+    wait_until(lambda: min(map(len, load.durations.values())) >= 10, 60, "calls before the pause")
     pausable_server.process.send_signal(signal.SIGSTOP)
-    time.sleep(1.5)
+    before = {kind: len(durations) for kind, durations in load.durations.items()}
+    # Paused until the cache met the pause and both kinds of callers made calls past it.
+    wait_until(
+        lambda: (
+            cache.stats.errors > 0  # type: ignore[union-attr]
+            and all(len(load.durations[kind]) >= before[kind] + 3 for kind in before)
+        ),
+        60,
+        "calls during the pause",
+    )
     load.stop.set()
     for worker in workers:
         worker.join(timeout=30)  # the server stays paused: only a bounded call can return now

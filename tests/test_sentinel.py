@@ -15,17 +15,14 @@ LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 
 
 def test_killing_the_primary_fails_no_model_call_and_hits_resume_on_the_promoted_replica(tmp_path: Path) -> None:
-    primary = servers.start_redis()
-    replica = servers.start_redis("--replicaof", "127.0.0.1", str(primary.port))
-    watcher = servers.start_sentinel(tmp_path, servers.SENTINEL_SERVICE, primary)
+    primary, replica, watcher = servers.start_sentinel_group(tmp_path)  # the sentinel sees the replica
     caches = {"default": LOCMEM, "llm": servers.sentinel_cache_settings(watcher, SOCKET_CONNECT_TIMEOUT=1)}
     try:
         with override_settings(CACHES=caches, LLM_CACHES={"default": {"CACHE": "llm", "TTL": 600}}):
             cache = llm_caches["default"]
             cache.clear()
             load = FaultLoad(cache, threads=3, async_threads=1).start()
-            servers.wait_for_replication(replica)
-            servers.wait_for_sentinel_to_see(watcher, replica)  # else there is no one to promote
+            servers.wait_for_replication(replica)  # the warmed entries are on the replica
             load.fault()
             primary.kill()
             resumed = load.wait_for_hits(seconds=60)

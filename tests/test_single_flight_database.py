@@ -254,25 +254,25 @@ def _start_worker(namespace: str, directory: Path, index: int, *extra: str, boun
     return subprocess.Popen([*argv, str(index), str(bound), *extra], stdout=subprocess.PIPE, text=True)
 
 
-def _burst_in_processes(directory: Path, *extra: str) -> list[str]:
+def _burst_in_processes(directory: Path, *extra: str, bound: float = 20) -> tuple[list[str], float]:
+    """The 4 processes' answers, and how long after the gate opened the last one came."""
     namespace = f"sf{uuid.uuid4().hex[:8]}"
-    workers = [_start_worker(namespace, directory, index, *extra) for index in range(4)]
+    workers = [_start_worker(namespace, directory, index, *extra, bound=bound) for index in range(4)]
     _wait_for(lambda: len(list(directory.glob("ready-*"))) == 4 and _calls(directory) >= 1)
     time.sleep(0.5)  # every process joins the flight
     opened = time.monotonic()
     (directory / "gate").touch()
-    answers = [worker.communicate(timeout=60)[0].strip() for worker in workers]
-    print(
-        f"database (SQLite file): 4 processes answered within {(time.monotonic() - opened) * 1000:.0f} ms of the gate"
-    )
-    return answers
+    answers = [worker.communicate(timeout=bound + 60)[0].strip() for worker in workers]
+    seconds = time.monotonic() - opened
+    print(f"database (SQLite file): 4 processes answered within {seconds * 1000:.0f} ms of the gate")
+    return answers, seconds
 
 
 def test_four_processes_asking_the_same_prompt_make_one_model_call(
     database_llm_cache: Callable[..., LLMCache], file_database: Path
 ) -> None:
     database_llm_cache()  # the table, in the file every worker opens
-    answers = _burst_in_processes(file_database)
+    answers, _ = _burst_in_processes(file_database)
     assert answers == ["the answer"] * 4
     assert _calls(file_database) == 1
     assert _rows() >= 1  # the entry (and the lease marked done) in the shared table
@@ -282,13 +282,17 @@ def test_a_leader_process_raising_lets_the_other_processes_call_the_model(
     database_llm_cache: Callable[..., LLMCache], file_database: Path
 ) -> None:
     database_llm_cache()
-    opened = time.monotonic()
-    answers = _burst_in_processes(file_database, "fail-first")
+    bound = 20
+    answers, seconds = _burst_in_processes(file_database, "fail-first", bound=bound)
     assert sorted(answers) == ["error: the provider failed"] + ["the answer"] * 3
     # The failed call, then the waiters' own: each calls the model once the lease is gone, unless
     # the entry another waiter wrote is there first at its next poll.
     assert 2 <= _calls(file_database) <= 4
-    assert time.monotonic() - opened < 15  # the lease was removed: nobody waited for the 20 s bound
+    # The lease was removed: nobody waited for the bound. Timed from the gate (not from the
+    # processes' start-up, which takes seconds on a loaded machine), with half the bound to spare.
+    # On a loaded machine this has failed with the whole bound waited after the gate: a real
+    # finding about the lease's end, left visible here.
+    assert seconds < bound / 2
 
 
 def test_a_locked_database_fails_that_write_without_pausing_the_cache(
