@@ -9,10 +9,11 @@ BENCH_ARGS ?=
 .PHONY: bench
 
 $(BENCH_STAMP): pyproject.toml | venv
-	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pip install --quiet -e '.[bench,langgraph,demo]'
 	touch $(BENCH_STAMP)
 
 bench: venv $(BENCH_STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.cluster $(BENCH_ARGS)
 	$(PY) -m benchmarks.agents $(BENCH_ARGS)
+	$(PY) -m benchmarks.graph_embeddings
