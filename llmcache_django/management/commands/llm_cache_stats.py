@@ -38,7 +38,7 @@ class Command(BaseCommand):
             return
         for alias, stats in report.items():
             self.stdout.write(_line(alias, stats))
-            savings = history[alias]
+            savings = history.get(alias)  # none for the other kinds of entry ("<alias> (<kind>)")
             if savings is not None and (savings.has_money or options["verbosity"] >= 2):
                 self.stdout.write(_window_line("last 24 h", savings.total("hourly")))
                 self.stdout.write(_window_line("last 30 days", savings.total("daily")))
