@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ def entry_info(
     return info, entry
 
 
+_LITERAL_EVAL_LOCK = threading.Lock()
+
+
 def model_of(llm_string: str) -> str:
     """The model named in a LangChain ``llm_string`` (``model_name``, ``model``, ... ``_type``).
 
@@ -81,8 +85,11 @@ def model_of(llm_string: str) -> str:
 
 def _params(text: str) -> dict[str, object]:
     try:
-        pairs = ast.literal_eval(text.strip())
+        # CPython 3.11's AST constructors are not safe in two threads at once ("AST constructor
+        # recursion depth mismatch", a SystemError out of the model call's update): one at a time.
+        with _LITERAL_EVAL_LOCK:
+            pairs = ast.literal_eval(text.strip())
         return {str(key): value for key, value in pairs}
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, SystemError):
         found = re.findall(r"\('(\w+)', '([^']*)'\)", text)
         return dict(found)
