@@ -166,7 +166,9 @@ def _describe(summary: AliasSummary, cache: LLMCache) -> None:
     summary.namespace = cache.namespace
     summary.ttl = ttl_text(cache.ttl)
     summary.can_list = cache.can_list
-    summary.down_nodes = cache.store.unreachable_nodes()
+    # A single server is the store itself: its outage is the alias's error, not a node's.
+    many = len(cache.store.nodes(measure=False)) > 1
+    summary.down_nodes = cache.store.unreachable_nodes() if many else []
     try:
         summary.nodes = cache.store.nodes()
     except Exception as exc:  # no node answered at all: the stats read below reports it

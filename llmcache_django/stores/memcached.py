@@ -67,10 +67,8 @@ class MemcachedStore(GenerationalStore):
         if not hasattr(inner, "clients"):
             return []
         # A HashClient answers keys of a failed or dead node with a quiet miss.
-        names = [_server_name(node.server) for node in server_clients(inner)]
-        if len(names) < 2:
-            return []  # one server is the store itself: its outage is the cache's, said once
         down = {_server_name(server) for server in (*inner._failed_clients, *inner._dead_clients)}
+        names = [_server_name(node.server) for node in server_clients(inner)]
         return [Node(name, "server", up=name not in down, marked_down=name in down) for name in names]
 
     def probes(self) -> list[ServerProbe]:
