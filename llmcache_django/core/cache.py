@@ -54,6 +54,16 @@ STALE = Lookup(None, "stale")
 BYPASSED = Lookup(None, "bypassed")
 
 
+class PreparedWrite(NamedTuple):
+    """An update's entry, encoded (``None``: nothing to write), and where it goes."""
+
+    name: str
+    value: bytes | None
+    llm_hash: str
+    model: str
+    ttl: float | None
+
+
 class LLMCache(CacheOperations, BaseCache):
     """A LangChain cache over a :class:`~llmcache_django.stores.base.Store`.
 
@@ -192,20 +202,29 @@ class LLMCache(CacheOperations, BaseCache):
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store ``return_val`` for ``(prompt, llm_string)``, replacing any previous entry."""
-        given = control.current_for(self.alias)
-        if given is not None and not given.stores:
-            self._count("bypassed")
+        write = self._prepare_write(prompt, llm_string, return_val)
+        if write is None:
             return
-        name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
-        ttl = self._ttl(given)
-        llm_hash, model = self._llm_names(llm_string)
-        value = self._encode(name, canonical, llm_hash, model, return_val, ttl)
+        name, value, llm_hash, model, ttl = write
         lease_ended = False
         try:
             lease_ended = self._write(name, value, llm_string, llm_hash, model, ttl)
         finally:  # waiters for this entry get it from memory, even if the write failed
             if self.single_flight is not None:
                 self.single_flight.settle(name, value, lease_ended=lease_ended)
+
+    def _prepare_write(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> PreparedWrite | None:
+        """What :meth:`update` and :meth:`aupdate` write, worked out once for both (no I/O);
+        ``None`` when the call's directives store nothing."""
+        given = control.current_for(self.alias)
+        if given is not None and not given.stores:
+            self._count("bypassed")
+            return None
+        name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
+        ttl = self._ttl(given)
+        llm_hash, model = self._llm_names(llm_string)
+        value = self._encode(name, canonical, llm_hash, model, return_val, ttl)
+        return PreparedWrite(name, value, llm_hash, model, ttl)
 
     def _write(
         self, name: str, value: bytes | None, llm_string: str, llm_hash: str, model: str, ttl: float | None
@@ -231,14 +250,10 @@ class LLMCache(CacheOperations, BaseCache):
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async :meth:`update`."""
-        given = control.current_for(self.alias)
-        if given is not None and not given.stores:
-            self._count("bypassed")
+        write = self._prepare_write(prompt, llm_string, return_val)
+        if write is None:
             return
-        name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
-        ttl = self._ttl(given)
-        llm_hash, model = self._llm_names(llm_string)
-        value = self._encode(name, canonical, llm_hash, model, return_val, ttl)
+        name, value, llm_hash, model, ttl = write
         lease_ended = False
         try:
             lease_ended = await self._awrite(name, value, llm_string, llm_hash, model, ttl)
