@@ -235,3 +235,59 @@ def test_a_short_lived_process_shares_its_counts_when_it_exits(redis_server: ser
     llm_cache = RedisLLMCache(redis.Redis(port=redis_server.port), namespace=namespace)
     stats = SideCache("embeddings", llm_cache).shared_stats()
     assert (stats["hits"], stats["misses"], stats["writes"]) == (10, 10, 10)
+
+
+def test_an_idle_process_shares_its_embeddings_counts_from_the_flusher_thread(redis_server: servers.Server) -> None:
+    import time
+
+    from llmcache_django import RedisLLMCache
+    from llmcache_django.core import flusher
+    from llmcache_django.core.stats import COUNTERS
+
+    llm_cache = RedisLLMCache(redis.Redis(port=redis_server.port), namespace=f"idle{uuid.uuid4().hex[:8]}")
+    embedder = cached_embeddings(DeterministicFakeEmbedding(size=4), cache=llm_cache)
+    embedder.embed_documents(texts(0, 5))
+    embedder.embed_documents(texts(0, 5))
+    flusher.ensure_running()
+
+    def shared() -> tuple[int, int, int]:  # read as another process would: nothing of ours flushed first
+        counts = embedder.side.store.read_counters(list(COUNTERS))
+        return counts.get("hits", 0), counts.get("misses", 0), counts.get("writes", 0)
+
+    deadline = time.monotonic() + 15
+    while shared() != (5, 5, 5):
+        assert time.monotonic() < deadline, f"embeddings counts not shared within 15 s: {shared()}"
+        time.sleep(0.05)
+
+
+def test_the_flusher_thread_outlives_a_cache_whose_flush_raises() -> None:
+    import time
+
+    from llmcache_django.core import flusher
+    from llmcache_django.core.exit_flush import flush_at_exit
+    from llmcache_django.core.stats import Stats
+
+    class Broken:
+        """A registered cache whose flush has a bug: it raises where the real ones log."""
+
+        alias = "broken"
+
+        def __init__(self) -> None:
+            self.stats: Stats | None = Stats()
+            self.stats.add("hits")  # pending, and never taken: due again on every tick
+            self.attempts = 0
+
+        def flush_stats(self) -> None:
+            pass
+
+        def flush_stats_quietly(self) -> None:
+            self.attempts += 1
+            raise RuntimeError("a bug in one cache")
+
+    broken = Broken()
+    flush_at_exit(broken)
+    flusher.ensure_running()
+    deadline = time.monotonic() + 15
+    while broken.attempts < 2:  # tried again on a later tick: the thread did not end
+        assert time.monotonic() < deadline, f"the flusher thread stopped after {broken.attempts} failing flush"
+        time.sleep(0.05)

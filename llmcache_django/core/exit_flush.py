@@ -19,20 +19,36 @@ import logging
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from llmcache_django.core.cache import LLMCache
+from llmcache_django.core.stats import Stats
 
 logger = logging.getLogger("llmcache_django")
-_caches: weakref.WeakSet[LLMCache] = weakref.WeakSet()
+
+
+class Flushable(Protocol):
+    """What is flushed here: an LLM cache, or the entries of another kind beside one."""
+
+    @property
+    def alias(self) -> str: ...
+
+    stats: Stats | None
+
+    def flush_stats(self) -> None:
+        """Add the pending counts to the shared counters now (raises on failure)."""
+
+    def flush_stats_quietly(self) -> None:
+        """:meth:`flush_stats`, failing open (logged and counted, the counts stay pending)."""
+
+
+_caches: weakref.WeakSet[Flushable] = weakref.WeakSet()
 _lock = threading.Lock()
 _registered = False
 #: How long the exit flush waits for the flusher thread's flush in progress to end.
 FLUSHER_JOIN_SECONDS = 5.0
 
 
-def flush_at_exit(cache: LLMCache) -> None:
+def flush_at_exit(cache: Flushable) -> None:
     """Flush ``cache``'s pending counts when the process ends (it is held weakly)."""
     global _registered
     with _lock:
@@ -45,7 +61,7 @@ def flush_at_exit(cache: LLMCache) -> None:
     sigterm.install()  # a no-op off the main thread; apps.ready() installs it too
 
 
-def registered() -> list[LLMCache]:
+def registered() -> list[Flushable]:
     """The live caches whose counts are flushed here."""
     return list(_caches)
 

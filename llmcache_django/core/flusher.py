@@ -53,7 +53,10 @@ def _run(stopped: threading.Event) -> None:
     while not stopped.wait(TICK_SECONDS):
         due = [cache for cache in registered() if cache.stats is not None and _due(cache.stats)]
         for cache in due:
-            cache.flush_stats_quietly()
+            try:
+                cache.flush_stats_quietly()
+            except Exception:  # a bug in one cache must not end the thread for every other one
+                logger.exception("LLM cache %r: counts not shared by the flusher thread", cache.alias)
         if due:
             _close_database_connections()
 

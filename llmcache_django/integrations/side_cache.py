@@ -45,7 +45,7 @@ class SideCache:
         self.ttl = llm_cache.ttl
         self.stats: Stats | None = Stats() if llm_cache.stats is not None else None
         if self.stats is not None:
-            flush_at_exit(self)  # type: ignore[arg-type]  # what it uses: stats, flush_stats(), alias
+            flush_at_exit(self)
         self.errors = ErrorReporter(self.alias)
 
     @property
@@ -112,12 +112,18 @@ class SideCache:
             if pending:
                 self.store.add_counters(pending)
 
-    def flush_due_stats(self) -> None:
-        """:meth:`flush_stats` when due, fail-open (on the lookup path)."""
-        if self.stats is not None and self.stats.flush_due() and not self._paused():
+    def flush_stats_quietly(self) -> None:
+        """:meth:`flush_stats`, failing open (the flusher thread's flush): an error is logged
+        and counted; while the server is left alone the counts stay pending."""
+        if self.stats is not None and not self._paused():
             pending = self.stats.take_pending()
             if pending:
                 self.attempt("saving stats", self.store.add_counters, pending)
+
+    def flush_due_stats(self) -> None:
+        """:meth:`flush_stats` when due, fail-open (on the lookup path)."""
+        if self.stats is not None and self.stats.flush_due():
+            self.flush_stats_quietly()
 
     async def aflush_due_stats(self) -> None:
         """Async :meth:`flush_due_stats`."""
