@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 SECRET_KEY = "llmcache-django-tests-only"
@@ -38,7 +41,18 @@ TEMPLATES = [
         },
     }
 ]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+#: A file, not ``:memory:``: Django's in-memory test database is one shared-cache SQLite
+#: database, where a write by another thread (the stats flusher's, a live server's) fails at
+#: once with "database table is locked" instead of waiting as a real SQLite file does.
+#: pytest-django suffixes the name per xdist worker; Django deletes the file afterwards.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": ":memory:",
+        "TEST": {"NAME": str(Path(tempfile.gettempdir()) / f"llmcache-tests-{os.getpid()}.sqlite3")},
+        "OPTIONS": {"timeout": 30, "init_command": "PRAGMA synchronous=OFF"},
+    }
+}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 CACHES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests-default"},
