@@ -36,9 +36,10 @@ CHROMIUM_ARGS = [
 DASHBOARD = "/admin/llmcache_django/llmcache/"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium. Playwright's sync API runs an event loop in this thread, which
+    """Headless Chromium, launched once for the module's tests (each gets a context of its
+    own). Playwright's sync API runs an event loop in this thread, which
     Django's async-safety check would take for async code calling the ORM."""
     chromium = shutil.which("chromium")
     if chromium is None:

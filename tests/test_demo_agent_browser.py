@@ -4,10 +4,13 @@ from the cache with no model call, and its answer still arrives in pieces."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 
-# The served demo, a browser page on it, and the module's xdist group.
-from tests.test_demo_browser import demo_url, page, pytestmark  # noqa: F401
+# The served demo (this module's own uvicorn), the browser and a page on it.
+from tests.test_demo_browser import browser, demo_url, migrated_demo_database, page  # noqa: F401
+
+pytestmark = pytest.mark.xdist_group("demo-agent-browser")
 
 QUESTION = "What is the weather in Madrid and in Oslo?"
 #: The first run is under way and has shown a step already.

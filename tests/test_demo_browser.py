@@ -5,6 +5,7 @@ the cache; the page says which."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -15,14 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.servers import Server, free_port
 from tests.test_admin_browser import CHROMIUM_ARGS
 
-#: Under pytest-xdist, this module and the agent page's run on one worker: each demo server
-#: (a uvicorn process on its own migrated database) is started once, not once per worker.
+#: Under pytest-xdist, the tests of one demo server (a uvicorn process on its own migrated
+#: database) run on one worker, so it is started once, not once per worker; the slow and the
+#: dead-cache demos' tests are groups of their own, free to run beside these on another worker.
 pytestmark = pytest.mark.xdist_group("demo-browser")
+on_the_slow_demo = pytest.mark.xdist_group("demo-browser-slow")
+on_the_dead_cache_demo = pytest.mark.xdist_group("demo-browser-dead-cache")
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "Does the cache replay a streamed answer?"
 #: The page is streaming and has shown part of the answer already.
@@ -30,46 +34,81 @@ STREAMING_PART_WAY = """() => document.getElementById("outcome").dataset.state =
     && document.getElementById("answer-text").textContent.length > 0"""
 
 
-def start_demo(directory: Path, **environ: str) -> Server:
-    """The example project under uvicorn on a free port, on a fresh SQLite file in ``directory``."""
+def demo_environ(database: Path, **environ: str) -> dict[str, str]:
+    """The environment `make demo` gives the example project, on the SQLite file ``database``."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "example_project.settings", "LLMCACHE_DEMO_LATENCY": "1.0"}
-    env.update({"LLMCACHE_DEMO_DB": str(directory / "db.sqlite3"), "LLMCACHE_DEMO_BACKEND": "database", **environ})
+    env.update({"LLMCACHE_DEMO_DB": str(database), "LLMCACHE_DEMO_BACKEND": "database", **environ})
     env.pop("OPENAI_API_KEY", None)
-    for command in (["migrate", "--noinput", "-v", "0"], ["createcachetable"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def migrated_demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's database, migrated and with its cache table, made once for the whole run
+    (the first xdist worker to need it makes it, under a lock) and copied by each demo server."""
+    run_directory = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_directory = run_directory.parent  # this run's, shared by its workers
+    template = run_directory / "demo-template.sqlite3"
+    with open(run_directory / "demo-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            partial = run_directory / "demo-template.partial.sqlite3"
+            partial.unlink(missing_ok=True)
+            script = "import django; django.setup(); from django.core.management import call_command; "
+            script += "call_command('migrate', interactive=False, verbosity=0); call_command('createcachetable')"
+            subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=demo_environ(partial), check=True)
+            partial.rename(template)
+    return template
+
+
+def start_demo(template: Path, directory: Path, **environ: str) -> Server:
+    """The example project under uvicorn on a free port, on a copy of the migrated ``template``."""
+    database = directory / "db.sqlite3"
+    shutil.copyfile(template, database)
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "example_project.asgi:application", "--port", str(port)]
     server = Server("uvicorn", port)
+    env = demo_environ(database, **environ)
     server.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server._wait_until_listening()
     return server
 
 
 @pytest.fixture(scope="module")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def demo_url(migrated_demo_database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo as `make demo` serves it, on its embedded database cache."""
-    server = start_demo(tmp_path_factory.mktemp("demo"))
+    server = start_demo(migrated_demo_database, tmp_path_factory.mktemp("demo"))
     yield f"http://127.0.0.1:{server.port}"
     server.stop()
 
 
-@contextmanager
-def browser_page(url: str) -> Iterator[tuple[Browser, Page]]:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium, launched once for the module's tests (each gets a fresh context)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("The demo browser test needs Chromium: apt-get install -y chromium")
     with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(base_url=url)
-        page.goto("/")
-        yield browser, page
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        yield browser
         browser.close()
 
 
+@contextmanager
+def browser_page(browser: Browser, url: str) -> Iterator[tuple[BrowserContext, Page]]:
+    """A tab on ``url`` in a context of its own (no cookies or storage from another test)."""
+    context = browser.new_context(base_url=url)
+    page = context.new_page()
+    page.goto("/")
+    yield context, page
+    context.close()
+
+
 @pytest.fixture
-def page(demo_url: str) -> Iterator[Page]:
+def page(browser: Browser, demo_url: str) -> Iterator[Page]:
     """A page of headless Chromium on the demo."""
-    with browser_page(demo_url) as (_, page):
+    with browser_page(browser, demo_url) as (_, page):
         yield page
 
 
@@ -158,15 +197,16 @@ def test_a_dropped_connection_is_shown_and_the_next_ask_works(page: Page) -> Non
 
 
 @pytest.fixture(scope="module")
-def slow_demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def slow_demo_url(migrated_demo_database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo with a slow model (4 s an answer): time to act while an answer streams."""
-    server = start_demo(tmp_path_factory.mktemp("slow-demo"), LLMCACHE_DEMO_LATENCY="4.0")
+    server = start_demo(migrated_demo_database, tmp_path_factory.mktemp("slow-demo"), LLMCACHE_DEMO_LATENCY="4.0")
     yield f"http://127.0.0.1:{server.port}"
     server.stop()
 
 
-def test_the_buttons_are_disabled_while_an_answer_streams(slow_demo_url: str) -> None:
-    with browser_page(slow_demo_url) as (_, page):
+@on_the_slow_demo
+def test_the_buttons_are_disabled_while_an_answer_streams(browser: Browser, slow_demo_url: str) -> None:
+    with browser_page(browser, slow_demo_url) as (_, page):
         ask(page, "sync", "Can two answers interleave?")
         page.wait_for_function(STREAMING_PART_WAY)
         for view in ("sync", "async"):
@@ -181,11 +221,10 @@ def test_the_buttons_are_disabled_while_an_answer_streams(slow_demo_url: str) ->
         expect(page.locator("#answer-text")).to_have_text(live or "")  # one answer, not two woven together
 
 
-def test_two_tabs_asking_at_once_make_one_model_call(slow_demo_url: str) -> None:
+@on_the_slow_demo
+def test_two_tabs_asking_at_once_make_one_model_call(browser: Browser, slow_demo_url: str) -> None:
     prompt = "What does single-flight save when two tabs ask at once?"
-    with browser_page(slow_demo_url) as (browser, first):
-        second = browser.new_page(base_url=slow_demo_url)
-        second.goto("/")
+    with browser_page(browser, slow_demo_url) as (_, first), browser_page(browser, slow_demo_url) as (_, second):
         ask(first, "sync", prompt)
         first.wait_for_function(STREAMING_PART_WAY)  # the model call is under way
         ask(second, "async", prompt)
@@ -199,27 +238,34 @@ def test_two_tabs_asking_at_once_make_one_model_call(slow_demo_url: str) -> None
 
 
 @pytest.fixture(scope="module")
-def dead_cache_demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dead_cache_demo_url(migrated_demo_database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo on a Redis that is not running."""
     dead = f"redis://127.0.0.1:{free_port()}/0"
     server = start_demo(
-        tmp_path_factory.mktemp("dead-demo"), LLMCACHE_DEMO_BACKEND="redis", LLMCACHE_DEMO_REDIS_URL=dead
+        migrated_demo_database,
+        tmp_path_factory.mktemp("dead-demo"),
+        LLMCACHE_DEMO_BACKEND="redis",
+        LLMCACHE_DEMO_REDIS_URL=dead,
     )
     yield f"http://127.0.0.1:{server.port}"
     server.stop()
 
 
+@on_the_dead_cache_demo
 @pytest.mark.parametrize("view", ["sync", "async"])
-def test_with_the_server_down_the_page_says_the_cache_was_unavailable(dead_cache_demo_url: str, view: str) -> None:
-    with browser_page(dead_cache_demo_url) as (_, page):
+def test_with_the_server_down_the_page_says_the_cache_was_unavailable(
+    browser: Browser, dead_cache_demo_url: str, view: str
+) -> None:
+    with browser_page(browser, dead_cache_demo_url) as (_, page):
         ask(page, view, f"Is the cache there? ({view})")
         expect(page.locator("#outcome")).to_have_text("Cache unavailable · streamed live from the model, not stored")
         expect(page.locator("#stream-hint")).to_contain_text("was not stored")
         expect(page.locator("#stream-hint")).not_to_contain_text("this time the answer comes from the cache")
 
 
-def test_with_the_server_down_a_posted_form_says_so_too(dead_cache_demo_url: str) -> None:
-    with browser_page(dead_cache_demo_url) as (_, page):
+@on_the_dead_cache_demo
+def test_with_the_server_down_a_posted_form_says_so_too(browser: Browser, dead_cache_demo_url: str) -> None:
+    with browser_page(browser, dead_cache_demo_url) as (_, page):
         page.evaluate(
             "document.getElementById('ask').addEventListener('submit', e => e.stopImmediatePropagation(), true)"
         )
