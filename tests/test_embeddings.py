@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.test import override_settings
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from pydantic import Field
 
@@ -18,6 +19,7 @@ from llmcache_django.langgraph import LangGraphCache
 from tests import servers
 from tests.builders import build_direct_cache
 from tests.helpers import text_generations
+from tests.test_langgraph import two_locmem_settings
 
 LLM_STRING = "fake-llm---[('_type', 'fake')]"
 
@@ -291,3 +293,21 @@ def test_the_flusher_thread_outlives_a_cache_whose_flush_raises() -> None:
     while broken.attempts < 2:  # tried again on a later tick: the thread did not end
         assert time.monotonic() < deadline, f"the flusher thread stopped after {broken.attempts} failing flush"
         time.sleep(0.05)
+
+
+def test_alias_built_embeddings_and_byte_store_follow_settings_changes(model: CountingEmbeddings) -> None:
+    settings_a = two_locmem_settings("a")
+    settings_b = {**settings_a, "LLM_CACHES": {"default": {"CACHE": "b"}}}
+    with override_settings(**settings_a):
+        embedder = cached_embeddings(model, alias="default")
+        byte_store = CacheByteStore("default")
+        embedder.embed_documents(["one", "two"])
+        byte_store.mset([("key", b"on a")])
+        with override_settings(**settings_b):
+            embedder.embed_documents(["one", "two"])  # nothing stored on "b" yet
+            assert model.batches == [["one", "two"], ["one", "two"]]
+            assert byte_store.mget(["key"]) == [None]
+            byte_store.mset([("key", b"on b")])
+        embedder.embed_documents(["one", "two"])  # back on "a": served
+        assert len(model.batches) == 2
+        assert byte_store.mget(["key"]) == [b"on a"]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypedDict
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import override_settings
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import CachePolicy
 
+from llmcache_django import llm_caches
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.integrations.node_entries import decode_envelope, entry_name
 from llmcache_django.langgraph import LangGraphCache
@@ -227,3 +230,39 @@ async def test_a_server_that_runs_no_lua_still_caches_nodes() -> None:
         assert cache.side.store._scripts is False  # type: ignore[attr-defined]  # the first read found out
     finally:
         server.kill()
+
+
+def two_locmem_settings(cache: str) -> dict[str, Any]:
+    """Settings whose ``LLM_CACHES["default"]`` stores in the locmem alias ``cache`` ("a" or "b")."""
+    run = uuid.uuid4().hex
+    locmem = "django.core.cache.backends.locmem.LocMemCache"
+    return {
+        "CACHES": {
+            "default": {"BACKEND": locmem},
+            **{name: {"BACKEND": locmem, "LOCATION": f"{run}-{name}"} for name in "ab"},
+        },
+        "LLM_CACHES": {"default": {"CACHE": cache}},
+    }
+
+
+def test_an_alias_built_cache_follows_settings_changes_and_a_given_cache_stays() -> None:
+    settings_a = two_locmem_settings("a")
+    settings_b = {**settings_a, "LLM_CACHES": {"default": {"CACHE": "b"}}}
+    calls: Counter[str] = Counter()
+    with override_settings(**settings_a):
+        by_alias: LangGraphCache = LangGraphCache("default")
+        given: LangGraphCache = LangGraphCache(cache=llm_caches["default"])
+        graph = build_graph(by_alias, calls)
+        graph.invoke({"text": "oslo"})
+        graph.invoke({"text": "oslo"})
+        assert calls["upper"] == 1
+        with override_settings(**settings_b):
+            graph.invoke({"text": "oslo"})  # alias "b" stores elsewhere: nothing cached there yet
+            assert calls["upper"] == 2
+            assert by_alias.side.llm_cache is llm_caches["default"]
+            assert given.side.llm_cache is not llm_caches["default"]
+            graph.invoke({"text": "oslo"})
+            assert calls["upper"] == 2
+        graph.invoke({"text": "oslo"})  # back on "a", whose entry is still there
+        assert calls["upper"] == 2
+        assert by_alias.side.llm_cache is llm_caches["default"]

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from langchain_core.embeddings import Embeddings
 
 from llmcache_django.core.cache import LLMCache
-from llmcache_django.integrations.side_cache import SideCache, llm_cache_for
+from llmcache_django.integrations.side_cache import SideCache, SideCacheBinding
 
 #: The sub-namespace of the LLM cache's store that vectors live in.
 KIND = "embeddings"
@@ -61,8 +61,8 @@ def cached_embeddings(
     ``queries=False`` leaves ``embed_query`` uncached; ``identity`` replaces the model
     identity derived from its class and settings (see :data:`IDENTITY_FIELDS`).
     """
-    side = SideCache(KIND, llm_cache_for(alias, cache))
-    return CachedEmbeddings(embeddings, side, queries=queries, dtype=dtype, identity=identity)
+    binding = SideCacheBinding(KIND, alias, cache)
+    return CachedEmbeddings(embeddings, binding, queries=queries, dtype=dtype, identity=identity)
 
 
 def model_identity(embeddings: Embeddings) -> str:
@@ -86,7 +86,7 @@ class CachedEmbeddings(Embeddings):
     def __init__(
         self,
         embeddings: Embeddings,
-        side: SideCache,
+        binding: SideCacheBinding,
         *,
         queries: bool = True,
         dtype: Literal["float32", "float64"] = "float32",
@@ -95,12 +95,17 @@ class CachedEmbeddings(Embeddings):
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r}: use one of {', '.join(DTYPES)}")
         self.embeddings = embeddings
-        self.side = side
+        self._binding = binding
         self.queries = queries
         self.dtype = dtype
         self.identity = identity if identity is not None else model_identity(embeddings)
         #: The model's dimensions, once it has returned a vector in this process.
         self.dimensions: int | None = None
+
+    @property
+    def side(self) -> SideCache:
+        """Where the vectors are: beside the alias's current LLM cache (or the given cache)."""
+        return self._binding()
 
     def __repr__(self) -> str:
         return f"<CachedEmbeddings {self.identity} {self.side.store.describe()}>"
@@ -133,38 +138,40 @@ class CachedEmbeddings(Embeddings):
         self, texts: Sequence[str], role: str, embed: Callable[[list[str]], list[list[float]]]
     ) -> list[list[float]]:
         names = self._names(texts, role)
+        side = self.side
         if not names:
             return []
-        found = self.side.attempt("lookup", self.side.store.get_many, list(dict.fromkeys(names))) or {}
+        found = side.attempt("lookup", side.store.get_many, list(dict.fromkeys(names))) or {}
         batch = _Batch(texts, names, self._served(names, found))
         while batch.missing:
             self._take(batch, embed(list(batch.missing.values())))
         if (
             batch.fresh
-            and not self.side.caches_nothing
-            and self.side.write(self.side.store.set_many, self._encoded(batch.fresh), self.side.ttl)
+            and not side.caches_nothing
+            and side.write(side.store.set_many, self._encoded(batch.fresh), side.ttl)
         ):
-            self.side.count("writes", len(batch.fresh))
-        self.side.flush_due_stats()
+            side.count("writes", len(batch.fresh))
+        side.flush_due_stats()
         return batch.ordered()
 
     async def _aembed(
         self, texts: Sequence[str], role: str, embed: Callable[[list[str]], Awaitable[list[list[float]]]]
     ) -> list[list[float]]:
         names = self._names(texts, role)
+        side = self.side
         if not names:
             return []
-        found = await self.side.aattempt("lookup", self.side.store.aget_many, list(dict.fromkeys(names))) or {}
+        found = await side.aattempt("lookup", side.store.aget_many, list(dict.fromkeys(names))) or {}
         batch = _Batch(texts, names, self._served(names, found))
         while batch.missing:
             self._take(batch, await embed(list(batch.missing.values())))
         if (
             batch.fresh
-            and not self.side.caches_nothing
-            and await self.side.awrite(self.side.store.aset_many, self._encoded(batch.fresh), self.side.ttl)
+            and not side.caches_nothing
+            and await side.awrite(side.store.aset_many, self._encoded(batch.fresh), side.ttl)
         ):
-            self.side.count("writes", len(batch.fresh))
-        await self.side.aflush_due_stats()
+            side.count("writes", len(batch.fresh))
+        await side.aflush_due_stats()
         return batch.ordered()
 
     def clear(self) -> int | None:

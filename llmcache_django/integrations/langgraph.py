@@ -14,7 +14,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.integrations.node_entries import KIND, decode_envelope, encode_envelope, entry_name, namespace_of
-from llmcache_django.integrations.side_cache import SideCache, llm_cache_for
+from llmcache_django.integrations.side_cache import SideCache, SideCacheBinding
 
 ValueT = TypeVar("ValueT")
 #: Serde types never read back: LangGraph's pickle fallback would unpickle what it reads.
@@ -28,14 +28,20 @@ class LangGraphCache(BaseCache[ValueT]):
     ``clear()`` touches the other's. Many keys are read and written in one round trip where
     the store can; a pair's TTL of ``None`` means the alias's TTL. Values go through
     LangGraph's serde (by default without pickle) and are never unpickled on read. A server
-    error is logged, counted and a miss or a skipped write, as for the LLM cache.
+    error is logged, counted and a miss or a skipped write, as for the LLM cache. Built with
+    an alias, it follows that alias's settings when they change (as ``llm_caches`` does).
     """
 
     def __init__(
         self, alias: str | None = None, *, cache: LLMCache | None = None, serde: SerializerProtocol | None = None
     ) -> None:
         super().__init__(serde=serde)
-        self.side = SideCache(KIND, llm_cache_for(alias, cache))
+        self._binding = SideCacheBinding(KIND, alias, cache)
+
+    @property
+    def side(self) -> SideCache:
+        """Where the node entries are: beside the alias's current LLM cache (or the given cache)."""
+        return self._binding()
 
     def __repr__(self) -> str:
         return f"<LangGraphCache alias={self.side.llm_cache.alias!r} {self.side.store.describe()}>"
