@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import time
 import uuid
 from array import array
 from typing import Any
@@ -15,6 +17,7 @@ from pydantic import Field
 from llmcache_django import CacheByteStore, cached_embeddings
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.integrations.embeddings import CachedEmbeddings, encode_vector
+from llmcache_django.integrations.vectors import vector_info
 from llmcache_django.langgraph import LangGraphCache
 from tests import servers
 from tests.builders import build_direct_cache
@@ -311,3 +314,28 @@ def test_alias_built_embeddings_and_byte_store_follow_settings_changes(model: Co
         embedder.embed_documents(["one", "two"])  # back on "a": served
         assert len(model.batches) == 2
         assert byte_store.mget(["key"]) == [b"on a"]
+
+
+def test_a_stored_vector_says_which_model_made_it_for_which_role_and_when(
+    embedder: CachedEmbeddings, llm_cache: LLMCache
+) -> None:
+    embedder.embed_documents(["a text"])
+    embedder.embed_query("a question")
+    infos = sorted((vector_info(value) for _name, value in embedder.side.store.iter_values()), key=lambda i: i.role)
+    assert [(info.identity, info.role, info.dimensions, info.dtype) for info in infos] == [
+        (embedder.identity, "document", 16, "float32"),
+        (embedder.identity, "query", 16, "float32"),
+    ]
+    assert all(info.created is not None and abs(time.time() - info.created) < 3600 for info in infos)
+
+
+def test_a_vector_stored_in_the_first_format_is_still_served(
+    embedder: CachedEmbeddings, model: CountingEmbeddings
+) -> None:
+    expected = embedder.embed_documents(["old text"])[0]
+    [(name, _value)] = list(embedder.side.store.iter_values())
+    first_format = struct.pack("<3scI", b"LE1", b"f", len(expected)) + array("f", expected).tobytes()
+    embedder.side.store.set(name, first_format, None)
+    assert vector_info(first_format).identity == ""
+    assert embedder.embed_documents(["old text"]) == [float32(expected)]
+    assert model.batches == [["old text"]]  # served, not embedded again

@@ -28,6 +28,8 @@ class NodeRow:
 
     node: str
     entries: int = 0
+    #: This node's entries in the admin's list of node entries (set by the dashboard).
+    url: str = ""
     size: int = 0
     created: float = field(default=float("inf"))
 
@@ -46,6 +48,8 @@ class KindSummary:
     entries: int | None = None
     size: int | None = None
     nodes: list[NodeRow] = field(default_factory=list)
+    #: The admin's list of these entries, where it has one (set by the dashboard).
+    entries_url: str = ""
 
 
 def kind_summaries(cache: LLMCache) -> list[KindSummary]:

@@ -8,9 +8,6 @@ model's identity and the SHA-256 of the text, so two models never share a vector
 from __future__ import annotations
 
 import json
-import struct
-import sys
-from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from hashlib import sha256
@@ -20,6 +17,9 @@ from langchain_core.embeddings import Embeddings
 
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.integrations.side_cache import SideCache, SideCacheBinding
+from llmcache_django.integrations.vectors import DTYPES, decode_vector, encode_vector
+
+__all__ = ["CachedEmbeddings", "cached_embeddings", "decode_vector", "encode_vector", "model_identity"]
 
 #: The sub-namespace of the LLM cache's store that vectors live in.
 KIND = "embeddings"
@@ -42,9 +42,6 @@ IDENTITY_FIELDS = (
     "embed_instruction",
 )
 _NAME_TAG = b"llmcache-embeddings-v1\x00"
-_MAGIC = b"LE1"
-_HEADER = struct.Struct("<3scI")  # magic, dtype code ('f' float32, 'd' float64), dimensions
-DTYPES = {"float32": "f", "float64": "d"}
 
 
 def cached_embeddings(
@@ -148,7 +145,7 @@ class CachedEmbeddings(Embeddings):
         if (
             batch.fresh
             and not side.caches_nothing
-            and side.write(side.store.set_many, self._encoded(batch.fresh), side.ttl)
+            and side.write(side.store.set_many, self._encoded(batch.fresh, role), side.ttl)
         ):
             side.count("writes", len(batch.fresh))
         side.flush_due_stats()
@@ -168,7 +165,7 @@ class CachedEmbeddings(Embeddings):
         if (
             batch.fresh
             and not side.caches_nothing
-            and await side.awrite(side.store.aset_many, self._encoded(batch.fresh), side.ttl)
+            and await side.awrite(side.store.aset_many, self._encoded(batch.fresh, role), side.ttl)
         ):
             side.count("writes", len(batch.fresh))
         await side.aflush_due_stats()
@@ -226,8 +223,11 @@ class CachedEmbeddings(Embeddings):
                 batch.missing[name] = text
                 self._bad_value(ValueError(f"a stored vector has {len(vector)} dimensions, not {self.dimensions}"))
 
-    def _encoded(self, vectors: dict[str, list[float]]) -> dict[str, bytes]:
-        return {name: encode_vector(vector, self.dtype) for name, vector in vectors.items()}
+    def _encoded(self, vectors: dict[str, list[float]], role: str) -> dict[str, bytes]:
+        return {
+            name: encode_vector(vector, self.dtype, identity=self.identity, role=role)
+            for name, vector in vectors.items()
+        }
 
     def _bad_value(self, exc: Exception) -> None:
         self.side.count("errors")
@@ -252,28 +252,3 @@ class _Batch:
 def _most_common_length(vectors: Any) -> int | None:
     lengths = Counter(len(vector) for vector in vectors)
     return lengths.most_common(1)[0][0] if lengths else None
-
-
-def encode_vector(vector: Sequence[float], dtype: str = "float32") -> bytes:
-    """``vector`` packed little-endian as ``dtype``, behind a header naming it and its length."""
-    code = DTYPES[dtype]
-    packed = array(code, vector)
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return _HEADER.pack(_MAGIC, code.encode(), len(packed)) + packed.tobytes()
-
-
-def decode_vector(value: bytes) -> list[float]:
-    """The vector packed by :func:`encode_vector`; ``ValueError`` for anything else."""
-    if len(value) < _HEADER.size:
-        raise ValueError("not a stored vector")
-    magic, code, dimensions = _HEADER.unpack_from(value)
-    if magic != _MAGIC or code.decode("latin-1") not in DTYPES.values():
-        raise ValueError("not a stored vector")
-    packed = array(code.decode())
-    if len(value) - _HEADER.size != dimensions * packed.itemsize:
-        raise ValueError(f"a stored vector of {dimensions} dimensions has {len(value)} bytes")
-    packed.frombytes(value[_HEADER.size :])
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return packed.tolist()
