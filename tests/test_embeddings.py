@@ -339,3 +339,14 @@ def test_a_vector_stored_in_the_first_format_is_still_served(
     assert vector_info(first_format).identity == ""
     assert embedder.embed_documents(["old text"]) == [float32(expected)]
     assert model.batches == [["old text"]]  # served, not embedded again
+
+
+def test_a_very_long_identity_is_cut_in_the_header_and_still_keys_apart(llm_cache: LLMCache) -> None:
+    model = CountingEmbeddings(size=4)
+    first = cached_embeddings(model, cache=llm_cache, identity="m" * 70_000 + "1")
+    second = cached_embeddings(model, cache=llm_cache, identity="m" * 70_000 + "2")
+    first.clear()
+    first.embed_documents(["text"])
+    second.embed_documents(["text"])  # another identity: not served the first one's vector
+    assert model.batches == [["text"], ["text"]]
+    assert {vector_info(value).identity for _name, value in first.side.store.iter_values()} == {"m" * 1024}

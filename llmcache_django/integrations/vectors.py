@@ -22,6 +22,8 @@ _MAGIC = b"LE2"
 #: The first format (before the admin listed vectors): magic, dtype code, dimensions.
 _LEGACY_HEADER = struct.Struct("<3scI")
 _LEGACY_MAGIC = b"LE1"
+#: The header keeps this much of the model identity, for people (the key has all of it).
+MAX_IDENTITY_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def encode_vector(
     packed = array(code, vector)
     if sys.byteorder == "big":
         packed.byteswap()
-    model = identity.encode()
+    model = identity.encode("utf-8", "surrogatepass")[:MAX_IDENTITY_BYTES]
     header = _HEADER.pack(_MAGIC, code.encode(), len(packed), time.time(), ROLES[role], len(model))
     return header + model + packed.tobytes()
 
