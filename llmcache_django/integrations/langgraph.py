@@ -124,7 +124,9 @@ class LangGraphCache(BaseCache[ValueT]):
         values: dict[FullKey, ValueT] = {}
         served = 0
         for name, value in (found or {}).items():
-            key = names[name]
+            key = names.get(name)
+            if key is None:  # not asked for (no store answers so; never let it reach the graph)
+                continue
             try:
                 values[key] = self._decode(key, value)
             except Exception as exc:  # whatever is under our key, the node just runs
