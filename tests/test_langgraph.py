@@ -13,6 +13,7 @@ from hashlib import sha256
 from typing import Any, TypedDict
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 from langgraph.graph import END, START, StateGraph
@@ -312,3 +313,21 @@ def test_an_alias_built_cache_follows_settings_changes_and_a_given_cache_stays()
         graph.invoke({"text": "oslo"})  # back on "a", whose entry is still there
         assert calls["upper"] == 2
         assert by_alias.side.llm_cache is llm_caches["default"]
+
+
+@pytest.mark.parametrize("lua", [True, False])
+def test_many_node_entries_on_redis_get_the_ttl_asked_or_none(redis_server: servers.Server, lua: bool) -> None:
+    """One write of many values (a Lua call, or a pipeline without Lua) sets each one's expiry."""
+    cache: LangGraphCache = LangGraphCache(
+        cache=build_direct_cache("redis", redis_server.url, f"t{uuid.uuid4().hex[:8]}")
+    )
+    store = cache.side.store
+    store._scripts = lua  # type: ignore[attr-defined]
+    timed = {(("ns",), f"t{index}"): (index, 60) for index in range(3)}
+    forever = {(("ns",), f"f{index}"): (index, None) for index in range(3)}
+    cache.set({**timed, **forever})
+    client = redis.Redis.from_url(redis_server.url)
+    ttls = {key: client.pttl(store.prefix + entry_name(key)) for key in [*timed, *forever]}  # type: ignore[attr-defined]
+    assert all(0 < ttls[key] <= 60_000 for key in timed), ttls
+    assert all(ttls[key] == -1 for key in forever), ttls  # the alias's TTL here: none
+    assert cache.get([*timed, *forever]) == {key: value for key, (value, _ttl) in {**timed, **forever}.items()}
