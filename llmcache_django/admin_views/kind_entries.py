@@ -4,7 +4,6 @@ embeddings by model; a filterable, paged list, and a confirmed, audited clear of
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,87 +15,20 @@ from llmcache_django.admin_views.clear import delete_and_report
 from llmcache_django.admin_views.common import (
     ServerUnavailable,
     admin_url,
-    age_text,
     cache_or_404,
     count_text,
-    format_seconds,
     reading,
     render_page,
     require_clear,
     require_view,
 )
 from llmcache_django.admin_views.entries import LIST_LIMIT, PER_PAGE, SORTS
-from llmcache_django.admin_views.kinds import KIND_LABELS
-from llmcache_django.integrations.node_entries import decode_envelope
+from llmcache_django.admin_views.kinds import KIND_LABELS, KindEntry, node_entry, vector_entry
 from llmcache_django.integrations.side_cache import SideCache
-from llmcache_django.integrations.vectors import vector_info
 
 if TYPE_CHECKING:
     from llmcache_django.admin import LLMCacheAdmin
     from llmcache_django.core.cache import LLMCache
-
-
-@dataclass(frozen=True)
-class KindEntry:
-    """One stored entry of another kind, as the list shows it."""
-
-    #: The node name (last part of the namespace) or the model identity: what the list
-    #: filters by and what one clear removes ("" when the entry does not say).
-    group: str
-    #: The full node namespace, or the role, dimensions and dtype of a vector.
-    detail: str
-    #: The LangGraph cache key ("" for a vector).
-    key: str
-    created: float | None
-    expires: float | None
-    size: int
-
-    @property
-    def age(self) -> str:
-        return age_text(max(0.0, time.time() - self.created)) if self.created is not None else "—"
-
-    @property
-    def ttl_left(self) -> str:
-        if self.expires is None:
-            return "never expires" if self.key else "—"
-        left = self.expires - time.time()
-        return format_seconds(left) if left > 0 else "expired"
-
-
-def node_entry(value: bytes) -> KindEntry | None:
-    """A LangGraph node entry's namespace, key and times (``None`` if ``value`` is not one)."""
-    try:
-        header, _payload = decode_envelope(value)
-    except ValueError:
-        return None
-    namespace = header.get("ns")
-    if not isinstance(namespace, list) or not all(isinstance(part, str) for part in namespace):
-        return None
-    return KindEntry(
-        group=namespace[-1] if namespace else "",
-        detail=" / ".join(namespace),
-        key=str(header.get("key", "")),
-        created=_number(header.get("created")),
-        expires=_number(header.get("expires")),
-        size=len(value),
-    )
-
-
-def vector_entry(value: bytes) -> KindEntry | None:
-    """A cached vector's model, role, shape and age (``None`` if ``value`` is not one)."""
-    try:
-        info = vector_info(value)
-    except ValueError:
-        return None
-    shape = f"{info.dimensions}-dim {info.dtype}"
-    return KindEntry(
-        group=info.identity,
-        detail=f"{info.role}, {shape}" if info.role else shape,
-        key="",
-        created=info.created,
-        expires=None,
-        size=len(value),
-    )
 
 
 @dataclass(frozen=True)
@@ -220,7 +152,3 @@ def _page_links(page: Page[Any], url: Callable[..., str]) -> list[tuple[str, str
 def _group_of(listed: ListedKind, value: bytes) -> str | None:
     entry = listed.read(value)
     return entry.group if entry is not None else None
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
