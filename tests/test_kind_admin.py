@@ -179,3 +179,23 @@ def test_an_unknown_kind_or_alias_is_404(admin_client_: Client, cache: LLMCache)
     assert admin_client_.get(url("kind_entries", "default", "bytes")).status_code == 404
     assert admin_client_.get(url("kind_entries", "nope", "langgraph")).status_code == 404
     assert admin_client_.post(url("kind_clear", "default", "pickle")).status_code == 404
+
+
+def test_node_entries_sort_by_size_and_by_age(admin_client_: Client, cache: LLMCache) -> None:  # noqa: F811
+    graph_cache: LangGraphCache = LangGraphCache(cache=cache)
+    graph_cache.clear()
+    graph_cache.set({((*WRITES, "small"), "s"): ("x", 600)})
+    graph_cache.set({((*WRITES, "large"), "l"): ("x" * 5000, 600)})
+    graph_cache.set({((*WRITES, "medium"), "m"): ("x" * 500, 600)})
+    largest = html(admin_client_.get(kind_url("kind_entries", "langgraph", sort="largest")))
+    assert node_rows(largest) == ["large", "medium", "small"]
+    assert node_rows(html(admin_client_.get(kind_url("kind_entries", "langgraph", sort="smallest")))) == [
+        "small",
+        "medium",
+        "large",
+    ]
+    newest, oldest = (
+        node_rows(html(admin_client_.get(kind_url("kind_entries", "langgraph", sort=sort))))
+        for sort in ("newest", "oldest")
+    )
+    assert newest == oldest[::-1] and sorted(newest) == ["large", "medium", "small"]
