@@ -2,8 +2,9 @@
 
 On one redis-server started for the run: ``LangGraphCache`` get/set of one and of ten keys
 against ``langgraph.cache.redis.RedisCache`` (interleaved, same server, same values); then a
-1536-dimension vector's stored bytes against the JSON ``CacheBackedEmbeddings`` writes, and
-the round trips a batch of 100 texts costs ``cached_embeddings`` (counted at the client).
+1536-dimension vector's stored bytes (with its header: model identity, role, time) against
+the JSON ``CacheBackedEmbeddings`` writes, and the round trips a batch of 100 texts costs
+``cached_embeddings`` (counted at the client).
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ from benchmarks import servers
 from benchmarks.timing import Plan, Summary, interleaved
 
 DIMENSIONS = 1536
+#: The model identity a stored vector carries (as ``model_identity`` writes it for OpenAI's model).
+IDENTITY = json.dumps(
+    {
+        "class": "langchain_openai.embeddings.base.OpenAIEmbeddings",
+        "dimensions": DIMENSIONS,
+        "model": "text-embedding-3-small",
+    },
+    sort_keys=True,
+    separators=(",", ":"),
+)
 PLAN = Plan(rounds=200, batch=10, warmup=100)
 
 
@@ -79,7 +90,7 @@ def embeddings_figures(url: str) -> str:
 
     rng = random.Random(1)
     vector = [float(f"{rng.gauss(0, 0.025):.10g}") for _ in range(DIMENSIONS)]  # an API's JSON precision
-    ours_bytes, json_bytes = len(encode_vector(vector)), len(json.dumps(vector).encode())
+    ours_bytes, json_bytes = len(encode_vector(vector, identity=IDENTITY)), len(json.dumps(vector).encode())
     client = redis.Redis.from_url(url)
     embedder = cached_embeddings(DeterministicFakeEmbedding(size=64), cache=RedisLLMCache(client, namespace="emb"))
     texts = [f"document {index}" for index in range(100)]

@@ -50,6 +50,16 @@ class LLMCacheAdmin(admin.ModelAdmin):
             path("", self._admin_view(type(self).changelist_view), name=f"{name}_changelist"),
             path("<str:alias>/", self._admin_view(admin_views.entry_list), name=f"{name}_entries"),
             path("<str:alias>/clear/", self._admin_view(admin_views.clear), name=f"{name}_clear"),
+            path(
+                "<str:alias>/kind/<str:kind>/",
+                self._admin_view(admin_views.kind_entry_list),
+                name=f"{name}_kind_entries",
+            ),
+            path(
+                "<str:alias>/kind/<str:kind>/clear/",
+                self._admin_view(admin_views.kind_clear),
+                name=f"{name}_kind_clear",
+            ),
             path("<str:alias>/reset-stats/", self._admin_view(admin_views.reset_stats), name=f"{name}_reset_stats"),
             path("<str:alias>/entry/<str:name>/", self._admin_view(admin_views.entry_detail), name=f"{name}_entry"),
             path(

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 import llmcache_django
 from llmcache_django import llm_caches
 from llmcache_django.core.cache import LLMCache
+from llmcache_django.langgraph import LangGraphCache
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -265,6 +266,8 @@ def test_every_page_fits_the_window_with_the_sidebar_open(
     cache.update("Tell me everything.", "[('model_name', 'gpt-4o')]", [ChatGeneration(message=answer)])
     FakeListChatModel(responses=["a"], cache=cache).invoke("one")  # hits, misses and savings on the dashboard
     name = next(info.name for info in cache.entries() if info.prompt == long_prompt)
+    namespace = ("__pregel_ns_writes", "a_graph_with_a_rather_long_name:9f1c2e44-5b1e-4a8e-9f00", "summarise_ticket")
+    LangGraphCache(cache=cache).set({(namespace, f"{'k' * 64}{index}"): ("done", 600) for index in range(3)})
     User.objects.create_superuser("root", "root@example.com", "pw")
     context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 800})
     page = context.new_page()
@@ -283,6 +286,7 @@ def test_every_page_fits_the_window_with_the_sidebar_open(
             "delete": f"{DASHBOARD}default/entry/{name}/delete/",
             "clear": f"{DASHBOARD}default/clear/",
             "reset": f"{DASHBOARD}default/reset-stats/",
+            "nodes": f"{DASHBOARD}default/kind/langgraph/?node=summarise_ticket",
         }
         ARTIFACTS.mkdir(exist_ok=True)
         problems = {}

@@ -78,6 +78,9 @@ def test_every_page_answers_200_with_the_error_when_the_server_is_down(
         url("clear", "default") + "?model=fake-list-chat-model",
         url("delete_entry", "default", name),
         url("reset_stats", "default"),  # not offered: a server that cannot be read cannot be reset
+        url("kind_entries", "default", "langgraph") + "?node=upper",
+        url("kind_entries", "default", "embeddings"),
+        url("kind_clear", "default", "langgraph") + "?node=upper",
     ]
     for page in pages:
         response = admin.get(page)
@@ -125,7 +128,7 @@ def test_the_log_says_why_an_alias_cannot_be_read(
 def test_no_confirmation_is_offered_while_the_server_is_down(
     admin: Client, dead_alias: tuple[LLMCache, str, servers.Server]
 ) -> None:
-    for page in (url("reset_stats", "default"), url("clear", "default")):
+    for page in (url("reset_stats", "default"), url("clear", "default"), url("kind_clear", "default", "langgraph")):
         text = admin.get(page).content.decode()
         assert "cannot be read right now" in text, page
         assert '<input type="submit"' not in text, page

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import struct
+import time
 import uuid
 from array import array
 from typing import Any
 
 import pytest
 import redis
+from django.test import override_settings
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from pydantic import Field
 
 from llmcache_django import CacheByteStore, cached_embeddings
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.integrations.embeddings import CachedEmbeddings, encode_vector
+from llmcache_django.integrations.vectors import vector_info
 from llmcache_django.langgraph import LangGraphCache
 from tests import servers
 from tests.builders import build_direct_cache
 from tests.helpers import text_generations
+from tests.test_langgraph import two_locmem_settings
 
 LLM_STRING = "fake-llm---[('_type', 'fake')]"
 
@@ -291,3 +296,57 @@ def test_the_flusher_thread_outlives_a_cache_whose_flush_raises() -> None:
     while broken.attempts < 2:  # tried again on a later tick: the thread did not end
         assert time.monotonic() < deadline, f"the flusher thread stopped after {broken.attempts} failing flush"
         time.sleep(0.05)
+
+
+def test_alias_built_embeddings_and_byte_store_follow_settings_changes(model: CountingEmbeddings) -> None:
+    settings_a = two_locmem_settings("a")
+    settings_b = {**settings_a, "LLM_CACHES": {"default": {"CACHE": "b"}}}
+    with override_settings(**settings_a):
+        embedder = cached_embeddings(model, alias="default")
+        byte_store = CacheByteStore("default")
+        embedder.embed_documents(["one", "two"])
+        byte_store.mset([("key", b"on a")])
+        with override_settings(**settings_b):
+            embedder.embed_documents(["one", "two"])  # nothing stored on "b" yet
+            assert model.batches == [["one", "two"], ["one", "two"]]
+            assert byte_store.mget(["key"]) == [None]
+            byte_store.mset([("key", b"on b")])
+        embedder.embed_documents(["one", "two"])  # back on "a": served
+        assert len(model.batches) == 2
+        assert byte_store.mget(["key"]) == [b"on a"]
+
+
+def test_a_stored_vector_says_which_model_made_it_for_which_role_and_when(
+    embedder: CachedEmbeddings, llm_cache: LLMCache
+) -> None:
+    embedder.embed_documents(["a text"])
+    embedder.embed_query("a question")
+    infos = sorted((vector_info(value) for _name, value in embedder.side.store.iter_values()), key=lambda i: i.role)
+    assert [(info.identity, info.role, info.dimensions, info.dtype) for info in infos] == [
+        (embedder.identity, "document", 16, "float32"),
+        (embedder.identity, "query", 16, "float32"),
+    ]
+    assert all(info.created is not None and abs(time.time() - info.created) < 3600 for info in infos)
+
+
+def test_a_vector_stored_in_the_first_format_is_still_served(
+    embedder: CachedEmbeddings, model: CountingEmbeddings
+) -> None:
+    expected = embedder.embed_documents(["old text"])[0]
+    [(name, _value)] = list(embedder.side.store.iter_values())
+    first_format = struct.pack("<3scI", b"LE1", b"f", len(expected)) + array("f", expected).tobytes()
+    embedder.side.store.set(name, first_format, None)
+    assert vector_info(first_format).identity == ""
+    assert embedder.embed_documents(["old text"]) == [float32(expected)]
+    assert model.batches == [["old text"]]  # served, not embedded again
+
+
+def test_a_very_long_identity_is_cut_in_the_header_and_still_keys_apart(llm_cache: LLMCache) -> None:
+    model = CountingEmbeddings(size=4)
+    first = cached_embeddings(model, cache=llm_cache, identity="m" * 70_000 + "1")
+    second = cached_embeddings(model, cache=llm_cache, identity="m" * 70_000 + "2")
+    first.clear()
+    first.embed_documents(["text"])
+    second.embed_documents(["text"])  # another identity: not served the first one's vector
+    assert model.batches == [["text"], ["text"]]
+    assert {vector_info(value).identity for _name, value in first.side.store.iter_values()} == {"m" * 1024}

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
+from hashlib import sha256
 from typing import Any, TypedDict
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
+from django.test import override_settings
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import CachePolicy
 
+from llmcache_django import llm_caches
 from llmcache_django.core.cache import LLMCache
-from llmcache_django.integrations.node_entries import decode_envelope, entry_name
+from llmcache_django.integrations.node_entries import decode_envelope, encode_envelope, entry_name
 from llmcache_django.langgraph import LangGraphCache
 from tests import servers
 from tests.builders import build_direct_cache
-from tests.helpers import text_generations
+from tests.helpers import text_generations, wait_until
 from tests.test_single_flight_database import database_llm_cache, file_database  # noqa: F401  (fixtures)
 
 LLM_STRING = "fake-llm---[('_type', 'fake')]"
@@ -126,6 +133,44 @@ def test_a_node_entry_expires_after_its_policy_ttl(graph_cache: LangGraphCache) 
     assert calls["reverse"] == 1  # no TTL of its own: the alias's (none) applies
 
 
+def test_many_entries_written_at_once_keep_each_their_ttl(graph_cache: LangGraphCache) -> None:
+    short = {(("ns", "short"), f"k{index}"): (index, 1) for index in range(3)}
+    kept = {(("ns", "kept"), f"k{index}"): (index, None) for index in range(3)}
+    graph_cache.set({**short, **kept})  # two TTLs in one call: one write per TTL
+    assert graph_cache.get([*short, *kept]) == {key: value for key, (value, _ttl) in {**short, **kept}.items()}
+    wait_until(lambda: not graph_cache.get(list(short)), 30, "the one-second entries to expire")
+    assert graph_cache.get(list(kept)) == {key: value for key, (value, _ttl) in kept.items()}
+
+
+async def test_many_entries_written_at_once_async_keep_each_their_ttl(graph_cache: LangGraphCache) -> None:
+    short = {(("ns", "short"), f"k{index}"): (index, 1) for index in range(3)}
+    kept = {(("ns", "kept"), f"k{index}"): (index, None) for index in range(3)}
+    await graph_cache.aset({**short, **kept})
+    assert await graph_cache.aget([*short, *kept]) == {key: value for key, (value, _ttl) in {**short, **kept}.items()}
+    deadline = time.monotonic() + 30
+    while await graph_cache.aget(list(short)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert await graph_cache.aget(list(short)) == {}
+    assert await graph_cache.aget(list(kept)) == {key: value for key, (value, _ttl) in kept.items()}
+
+
+def test_entry_names_and_headers_are_those_earlier_versions_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names and headers are built without json.dumps per call: byte for byte what it writes,
+    so entries stored before still read."""
+    monkeypatch.setattr(time, "time", lambda: 1733345678.123456)
+    namespaces = [(), ("a",), ("__pregel_ns_writes", "node"), ("é\u2028", "\ud800x", '"q\\')]
+    for namespace in namespaces:
+        for key in ("", "k", "ключ\n", '\\"'):
+            body = json.dumps([list(namespace), key], separators=(",", ":")).encode("utf-8", "surrogatepass")
+            assert entry_name((namespace, key)) == sha256(b"llmcache-langgraph-v1\x00" + body).hexdigest()
+            for ttl in (None, 60, 0.5):
+                header = {"ns": list(namespace), "key": key, "type": "msgpack", "created": time.time()}
+                if ttl is not None:
+                    header["expires"] = time.time() + ttl
+                written = json.dumps(header, separators=(",", ":")).encode() + b"\n" + b"pay\nload"
+                assert encode_envelope(namespace, key, "msgpack", b"pay\nload", ttl) == written
+
+
 def test_node_and_llm_entries_never_clear_each_other(llm_cache: LLMCache, graph_cache: LangGraphCache) -> None:
     calls: Counter[str] = Counter()
     graph = build_graph(graph_cache, calls)
@@ -223,7 +268,66 @@ async def test_a_server_that_runs_no_lua_still_caches_nodes() -> None:
         await sync_to_async(graph.invoke)({"text": "lua"})
         await graph.ainvoke({"text": "lua"})
         assert calls == {"upper": 1, "reverse": 1}
+        many = {(("ns",), f"k{index}"): (f"v{index}", 60) for index in range(3)}
+        cache.set(many)  # many keys in one command needs a script: the first such call finds out
+        assert cache.get(list(many)) == {key: value for key, (value, _ttl) in many.items()}
+        await cache.aset({(("ns",), "a1"): ("x", None), (("ns",), "a2"): ("y", None)})
+        assert await cache.aget([(("ns",), "a1"), (("ns",), "a2")]) == {(("ns",), "a1"): "x", (("ns",), "a2"): "y"}
         assert cache.side.stats is not None and cache.side.stats.errors == 0
-        assert cache.side.store._scripts is False  # type: ignore[attr-defined]  # the first read found out
+        assert cache.side.store._scripts is False  # type: ignore[attr-defined]
     finally:
         server.kill()
+
+
+def two_locmem_settings(cache: str) -> dict[str, Any]:
+    """Settings whose ``LLM_CACHES["default"]`` stores in the locmem alias ``cache`` ("a" or "b")."""
+    run = uuid.uuid4().hex
+    locmem = "django.core.cache.backends.locmem.LocMemCache"
+    return {
+        "CACHES": {
+            "default": {"BACKEND": locmem},
+            **{name: {"BACKEND": locmem, "LOCATION": f"{run}-{name}"} for name in "ab"},
+        },
+        "LLM_CACHES": {"default": {"CACHE": cache}},
+    }
+
+
+def test_an_alias_built_cache_follows_settings_changes_and_a_given_cache_stays() -> None:
+    settings_a = two_locmem_settings("a")
+    settings_b = {**settings_a, "LLM_CACHES": {"default": {"CACHE": "b"}}}
+    calls: Counter[str] = Counter()
+    with override_settings(**settings_a):
+        by_alias: LangGraphCache = LangGraphCache("default")
+        given: LangGraphCache = LangGraphCache(cache=llm_caches["default"])
+        graph = build_graph(by_alias, calls)
+        graph.invoke({"text": "oslo"})
+        graph.invoke({"text": "oslo"})
+        assert calls["upper"] == 1
+        with override_settings(**settings_b):
+            graph.invoke({"text": "oslo"})  # alias "b" stores elsewhere: nothing cached there yet
+            assert calls["upper"] == 2
+            assert by_alias.side.llm_cache is llm_caches["default"]
+            assert given.side.llm_cache is not llm_caches["default"]
+            graph.invoke({"text": "oslo"})
+            assert calls["upper"] == 2
+        graph.invoke({"text": "oslo"})  # back on "a", whose entry is still there
+        assert calls["upper"] == 2
+        assert by_alias.side.llm_cache is llm_caches["default"]
+
+
+@pytest.mark.parametrize("lua", [True, False])
+def test_many_node_entries_on_redis_get_the_ttl_asked_or_none(redis_server: servers.Server, lua: bool) -> None:
+    """One write of many values (a Lua call, or a pipeline without Lua) sets each one's expiry."""
+    cache: LangGraphCache = LangGraphCache(
+        cache=build_direct_cache("redis", redis_server.url, f"t{uuid.uuid4().hex[:8]}")
+    )
+    store = cache.side.store
+    store._scripts = lua  # type: ignore[attr-defined]
+    timed = {(("ns",), f"t{index}"): (index, 60) for index in range(3)}
+    forever = {(("ns",), f"f{index}"): (index, None) for index in range(3)}
+    cache.set({**timed, **forever})
+    client = redis.Redis.from_url(redis_server.url)
+    ttls = {key: client.pttl(store.prefix + entry_name(key)) for key in [*timed, *forever]}  # type: ignore[attr-defined]
+    assert all(0 < ttls[key] <= 60_000 for key in timed), ttls
+    assert all(ttls[key] == -1 for key in forever), ttls  # the alias's TTL here: none
+    assert cache.get([*timed, *forever]) == {key: value for key, (value, _ttl) in {**timed, **forever}.items()}

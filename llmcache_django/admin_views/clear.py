@@ -42,7 +42,7 @@ def clear(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str) -> HttpR
     scope = f"model {model!r} in LLM cache {alias!r}" if model else f"all of LLM cache {alias!r}"
     if request.method == "POST":
         back = admin_url(model_admin, "entries", alias) if model else admin_url(model_admin, "changelist")
-        return _delete_and_report(request, alias, back, scope, lambda: cache.delete_entries(model=model or None))
+        return delete_and_report(request, alias, back, scope, lambda: cache.delete_entries(model=model or None))
     with reading(cache):
         count = cache.count_entries(model=model or None)
     if model and count == 0:  # nothing to confirm: say so, offer no button
@@ -79,7 +79,7 @@ def delete_entry(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str, n
     scope = f"entry {entry_label(info)} in LLM cache {alias!r}"
     if request.method == "POST":
         back = admin_url(model_admin, "entries", alias)
-        return _delete_and_report(request, alias, back, scope, lambda: int(cache.delete_entry(name)))
+        return delete_and_report(request, alias, back, scope, lambda: int(cache.delete_entry(name)))
     return render_page(
         model_admin,
         request,
@@ -96,7 +96,7 @@ def delete_entry(model_admin: LLMCacheAdmin, request: HttpRequest, alias: str, n
     )
 
 
-def _delete_and_report(
+def delete_and_report(
     request: HttpRequest, alias: str, back: str, scope: str, delete: Callable[[], int | None]
 ) -> HttpResponse:
     """Run ``delete``, then tell the user and the audit log how many entries went."""

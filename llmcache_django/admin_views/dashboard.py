@@ -17,6 +17,7 @@ from llmcache_django.admin_views.common import (
     require_view,
     server_error_text,
 )
+from llmcache_django.admin_views.kind_entries import LISTED_KINDS
 from llmcache_django.admin_views.kinds import KindSummary, kind_summaries
 from llmcache_django.admin_views.savings_chart import savings_sections
 from llmcache_django.backends.handler import llm_caches
@@ -149,6 +150,7 @@ def summarize(model_admin: LLMCacheAdmin, alias: str) -> AliasSummary:
         if summary.can_list:
             _tally(model_admin, summary, cache)
         summary.kinds = kind_summaries(cache)
+        _link_kinds(model_admin, summary)
     except Exception as exc:  # one unreachable server must not take the whole dashboard down
         summary.error = server_error_text(cache, exc)
         logger.warning("LLM cache admin: cannot read alias %r: %s", alias, summary.error)
@@ -207,3 +209,13 @@ def _tally(model_admin: LLMCacheAdmin, summary: AliasSummary, cache: LLMCache) -
     for model in models.values():
         model.entries_url = admin_url(model_admin, "entries", summary.alias, query={"model": model.model})
     summary.models = sorted(models.values(), key=lambda model: (-model.entries, model.model))
+
+
+def _link_kinds(model_admin: LLMCacheAdmin, summary: AliasSummary) -> None:
+    """Link each listed kind, and each LangGraph node, to its entries."""
+    for kind in summary.kinds:
+        if kind.kind not in LISTED_KINDS:
+            continue
+        kind.entries_url = admin_url(model_admin, "kind_entries", summary.alias, kind.kind)
+        for node in kind.nodes:
+            node.url = admin_url(model_admin, "kind_entries", summary.alias, kind.kind, query={"node": node.node})

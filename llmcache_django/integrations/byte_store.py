@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from langchain_core.stores import BaseStore
 
 from llmcache_django.core.cache import LLMCache
-from llmcache_django.integrations.side_cache import SideCache, llm_cache_for
+from llmcache_django.integrations.side_cache import SideCache, SideCacheBinding
 
 #: The sub-namespace of the LLM cache's store that byte-store values live in.
 KIND = "bytes"
@@ -26,7 +26,12 @@ class CacheByteStore(BaseStore[str, bytes]):
     """
 
     def __init__(self, alias: str | None = None, *, cache: LLMCache | None = None) -> None:
-        self.side = SideCache(KIND, llm_cache_for(alias, cache))
+        self._binding = SideCacheBinding(KIND, alias, cache)
+
+    @property
+    def side(self) -> SideCache:
+        """Where the values are: beside the alias's current LLM cache (or the given cache)."""
+        return self._binding()
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         """The values of ``keys`` (``None`` for those not stored)."""

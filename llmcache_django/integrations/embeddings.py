@@ -8,9 +8,6 @@ model's identity and the SHA-256 of the text, so two models never share a vector
 from __future__ import annotations
 
 import json
-import struct
-import sys
-from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from hashlib import sha256
@@ -19,7 +16,10 @@ from typing import Any, Literal
 from langchain_core.embeddings import Embeddings
 
 from llmcache_django.core.cache import LLMCache
-from llmcache_django.integrations.side_cache import SideCache, llm_cache_for
+from llmcache_django.integrations.side_cache import SideCache, SideCacheBinding
+from llmcache_django.integrations.vectors import DTYPES, decode_vector, encode_vector
+
+__all__ = ["CachedEmbeddings", "cached_embeddings", "decode_vector", "encode_vector", "model_identity"]
 
 #: The sub-namespace of the LLM cache's store that vectors live in.
 KIND = "embeddings"
@@ -42,9 +42,6 @@ IDENTITY_FIELDS = (
     "embed_instruction",
 )
 _NAME_TAG = b"llmcache-embeddings-v1\x00"
-_MAGIC = b"LE1"
-_HEADER = struct.Struct("<3scI")  # magic, dtype code ('f' float32, 'd' float64), dimensions
-DTYPES = {"float32": "f", "float64": "d"}
 
 
 def cached_embeddings(
@@ -61,8 +58,8 @@ def cached_embeddings(
     ``queries=False`` leaves ``embed_query`` uncached; ``identity`` replaces the model
     identity derived from its class and settings (see :data:`IDENTITY_FIELDS`).
     """
-    side = SideCache(KIND, llm_cache_for(alias, cache))
-    return CachedEmbeddings(embeddings, side, queries=queries, dtype=dtype, identity=identity)
+    binding = SideCacheBinding(KIND, alias, cache)
+    return CachedEmbeddings(embeddings, binding, queries=queries, dtype=dtype, identity=identity)
 
 
 def model_identity(embeddings: Embeddings) -> str:
@@ -86,7 +83,7 @@ class CachedEmbeddings(Embeddings):
     def __init__(
         self,
         embeddings: Embeddings,
-        side: SideCache,
+        binding: SideCacheBinding,
         *,
         queries: bool = True,
         dtype: Literal["float32", "float64"] = "float32",
@@ -95,12 +92,17 @@ class CachedEmbeddings(Embeddings):
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r}: use one of {', '.join(DTYPES)}")
         self.embeddings = embeddings
-        self.side = side
+        self._binding = binding
         self.queries = queries
         self.dtype = dtype
         self.identity = identity if identity is not None else model_identity(embeddings)
         #: The model's dimensions, once it has returned a vector in this process.
         self.dimensions: int | None = None
+
+    @property
+    def side(self) -> SideCache:
+        """Where the vectors are: beside the alias's current LLM cache (or the given cache)."""
+        return self._binding()
 
     def __repr__(self) -> str:
         return f"<CachedEmbeddings {self.identity} {self.side.store.describe()}>"
@@ -133,38 +135,40 @@ class CachedEmbeddings(Embeddings):
         self, texts: Sequence[str], role: str, embed: Callable[[list[str]], list[list[float]]]
     ) -> list[list[float]]:
         names = self._names(texts, role)
+        side = self.side
         if not names:
             return []
-        found = self.side.attempt("lookup", self.side.store.get_many, list(dict.fromkeys(names))) or {}
+        found = side.attempt("lookup", side.store.get_many, list(dict.fromkeys(names))) or {}
         batch = _Batch(texts, names, self._served(names, found))
         while batch.missing:
             self._take(batch, embed(list(batch.missing.values())))
         if (
             batch.fresh
-            and not self.side.caches_nothing
-            and self.side.write(self.side.store.set_many, self._encoded(batch.fresh), self.side.ttl)
+            and not side.caches_nothing
+            and side.write(side.store.set_many, self._encoded(batch.fresh, role), side.ttl)
         ):
-            self.side.count("writes", len(batch.fresh))
-        self.side.flush_due_stats()
+            side.count("writes", len(batch.fresh))
+        side.flush_due_stats()
         return batch.ordered()
 
     async def _aembed(
         self, texts: Sequence[str], role: str, embed: Callable[[list[str]], Awaitable[list[list[float]]]]
     ) -> list[list[float]]:
         names = self._names(texts, role)
+        side = self.side
         if not names:
             return []
-        found = await self.side.aattempt("lookup", self.side.store.aget_many, list(dict.fromkeys(names))) or {}
+        found = await side.aattempt("lookup", side.store.aget_many, list(dict.fromkeys(names))) or {}
         batch = _Batch(texts, names, self._served(names, found))
         while batch.missing:
             self._take(batch, await embed(list(batch.missing.values())))
         if (
             batch.fresh
-            and not self.side.caches_nothing
-            and await self.side.awrite(self.side.store.aset_many, self._encoded(batch.fresh), self.side.ttl)
+            and not side.caches_nothing
+            and await side.awrite(side.store.aset_many, self._encoded(batch.fresh, role), side.ttl)
         ):
-            self.side.count("writes", len(batch.fresh))
-        await self.side.aflush_due_stats()
+            side.count("writes", len(batch.fresh))
+        await side.aflush_due_stats()
         return batch.ordered()
 
     def clear(self) -> int | None:
@@ -219,8 +223,11 @@ class CachedEmbeddings(Embeddings):
                 batch.missing[name] = text
                 self._bad_value(ValueError(f"a stored vector has {len(vector)} dimensions, not {self.dimensions}"))
 
-    def _encoded(self, vectors: dict[str, list[float]]) -> dict[str, bytes]:
-        return {name: encode_vector(vector, self.dtype) for name, vector in vectors.items()}
+    def _encoded(self, vectors: dict[str, list[float]], role: str) -> dict[str, bytes]:
+        return {
+            name: encode_vector(vector, self.dtype, identity=self.identity, role=role)
+            for name, vector in vectors.items()
+        }
 
     def _bad_value(self, exc: Exception) -> None:
         self.side.count("errors")
@@ -245,28 +252,3 @@ class _Batch:
 def _most_common_length(vectors: Any) -> int | None:
     lengths = Counter(len(vector) for vector in vectors)
     return lengths.most_common(1)[0][0] if lengths else None
-
-
-def encode_vector(vector: Sequence[float], dtype: str = "float32") -> bytes:
-    """``vector`` packed little-endian as ``dtype``, behind a header naming it and its length."""
-    code = DTYPES[dtype]
-    packed = array(code, vector)
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return _HEADER.pack(_MAGIC, code.encode(), len(packed)) + packed.tobytes()
-
-
-def decode_vector(value: bytes) -> list[float]:
-    """The vector packed by :func:`encode_vector`; ``ValueError`` for anything else."""
-    if len(value) < _HEADER.size:
-        raise ValueError("not a stored vector")
-    magic, code, dimensions = _HEADER.unpack_from(value)
-    if magic != _MAGIC or code.decode("latin-1") not in DTYPES.values():
-        raise ValueError("not a stored vector")
-    packed = array(code.decode())
-    if len(value) - _HEADER.size != dimensions * packed.itemsize:
-        raise ValueError(f"a stored vector of {dimensions} dimensions has {len(value)} bytes")
-    packed.frombytes(value[_HEADER.size :])
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return packed.tolist()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from hashlib import sha256
 from typing import Any
 
@@ -17,19 +18,60 @@ MAX_HEADER_BYTES = 64 * 1024
 
 
 def entry_name(key: tuple[Sequence[str], str]) -> str:
-    """The entry name of a LangGraph ``(namespace, key)``: a SHA-256 hex digest of both."""
+    """The entry name of a LangGraph ``(namespace, key)``: a SHA-256 hex digest of both (of
+    ``[namespace, key]`` as compact JSON, hashed from a per-namespace state)."""
     namespace, node_key = key
-    body = json.dumps([list(namespace), node_key], separators=(",", ":")).encode("utf-8", "surrogatepass")
-    return sha256(_NAME_TAG + body).hexdigest()
+    digest = _namespace_digest(tuple(namespace)).copy()
+    digest.update(_json_text(node_key) + b"]")
+    return digest.hexdigest()
+
+
+def header_start(namespace: Sequence[str], key: str) -> bytes:
+    """How the envelope header of the entry ``(namespace, key)`` begins, up to its serde type."""
+    return _namespace_header(tuple(namespace)) + _json_text(key) + b',"type":"'
 
 
 def encode_envelope(namespace: Sequence[str], key: str, type_: str, payload: bytes, ttl: float | None) -> bytes:
     """A JSON header line (namespace, key, serde type, times), then the serde payload."""
     now = time.time()
-    header: dict[str, Any] = {"ns": list(namespace), "key": key, "type": type_, "created": now}
-    if ttl is not None:
-        header["expires"] = now + ttl
-    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
+    times = f'"created":{now!r}' if ttl is None else f'"created":{now!r},"expires":{now + ttl!r}'
+    type_text = _json_text(type_)[1:]  # its opening quote is the end of header_start()
+    return b"".join((header_start(namespace, key), type_text, b",", times.encode(), b"}\n", payload))
+
+
+def typed_payload(value: bytes, start: bytes) -> tuple[str, bytes] | None:
+    """The serde type and payload of a stored node entry whose header begins with ``start``
+    (:func:`header_start`), without parsing the header; ``None`` if it does not begin so."""
+    if not value.startswith(start):
+        return None
+    type_end = value.find(b'"', len(start), MAX_HEADER_BYTES)
+    end = value.find(b"\n", type_end, MAX_HEADER_BYTES)
+    if type_end < 0 or end < 0:
+        return None
+    return value[len(start) : type_end].decode("ascii", "replace"), value[end + 1 :]
+
+
+_to_json: Callable[[str], str] = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _json_text(text: str) -> bytes:
+    """``text`` as a JSON string (ASCII, as ``json.dumps`` writes it)."""
+    return _to_json(text).encode()
+
+
+@lru_cache(maxsize=1024)
+def _namespace_json(namespace: tuple[str, ...]) -> bytes:
+    return _to_json(list(namespace)).encode()  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1024)
+def _namespace_digest(namespace: tuple[str, ...]) -> Any:
+    return sha256(_NAME_TAG + b"[" + _namespace_json(namespace) + b",")
+
+
+@lru_cache(maxsize=1024)
+def _namespace_header(namespace: tuple[str, ...]) -> bytes:
+    return b'{"ns":' + _namespace_json(namespace) + b',"key":'
 
 
 def decode_envelope(value: bytes) -> tuple[dict[str, Any], bytes]:

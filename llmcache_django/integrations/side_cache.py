@@ -28,6 +28,34 @@ def llm_cache_for(alias: str | None, cache: LLMCache | None) -> LLMCache:
     return llm_caches[alias or DEFAULT_ALIAS]
 
 
+class SideCacheBinding:
+    """The :class:`SideCache` of one ``kind`` that an object built with ``alias=`` or ``cache=`` uses.
+
+    Built with ``cache=``, always that cache's. Built with an alias (or neither), it follows
+    ``llm_caches[alias]``: once the handler has been reset (``LLM_CACHES`` or ``CACHES``
+    changed, e.g. ``override_settings``), the next call gets a side cache on the alias's new
+    LLM cache. A call costs a dict lookup and an identity check.
+    """
+
+    def __init__(self, kind: str, alias: str | None, cache: LLMCache | None) -> None:
+        llm_cache = llm_cache_for(alias, cache)
+        self.kind = kind
+        #: The ``LLM_CACHES`` alias followed, or ``None`` for a given cache.
+        self.alias = None if cache is not None else alias or DEFAULT_ALIAS
+        self._side = SideCache(kind, llm_cache)
+
+    def __call__(self) -> SideCache:
+        """The side cache on the alias's current LLM cache (or on the given cache)."""
+        side = self._side
+        if self.alias is not None:
+            from llmcache_django.backends.handler import llm_caches
+
+            llm_cache = llm_caches[self.alias]
+            if llm_cache is not side.llm_cache:
+                side = self._side = SideCache(self.kind, llm_cache)
+        return side
+
+
 class SideCache:
     """Entries of one ``kind`` (``"langgraph"``, ``"embeddings"``) beside an LLM cache's.
 

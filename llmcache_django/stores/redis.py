@@ -36,6 +36,16 @@ READ_MANY_SCRIPT = (
     "return values"
 )
 READ_MANY_SHA = hashlib.sha1(READ_MANY_SCRIPT.encode()).hexdigest()
+#: Many writes as one command (one node only), each for ARGV[1] milliseconds ('' for none):
+#: one command to pack and one reply to parse, where a pipeline has one of each per key.
+WRITE_MANY_SCRIPT = (
+    "local ttl = ARGV[1] "
+    "for i, key in ipairs(KEYS) do "
+    "if ttl == '' then redis.call('SET', key, ARGV[i + 1]) else redis.call('SET', key, ARGV[i + 1], 'PX', ttl) end "
+    "end "
+    "return #KEYS"
+)
+WRITE_MANY_SHA = hashlib.sha1(WRITE_MANY_SCRIPT.encode()).hexdigest()
 #: Keys removed per UNLINK while clearing a namespace, and values read per pipeline when listing.
 CLEAR_BATCH = 500
 LIST_BATCH = 200
@@ -209,6 +219,8 @@ class RedisStore(Store):
         if not names:
             return {}
         keys = [self.prefix + name for name in names]
+        if len(keys) == 1:  # GETRANGE reads as far as a script would, in one command without Lua
+            return self._found(names, [self.client.getrange(keys[0], 0, self.max_value_bytes)])  # type: ignore[list-item]
         if self._scripts and self.scripts_many_keys:
             try:
                 try:
@@ -227,6 +239,8 @@ class RedisStore(Store):
         loop_client = self._loops.get()
         async with loop_client.slots:
             client = loop_client.client
+            if len(keys) == 1:
+                return self._found(names, [await client.getrange(keys[0], 0, self.max_value_bytes)])
             if self._scripts and self.scripts_many_keys:
                 try:
                     try:
@@ -248,6 +262,20 @@ class RedisStore(Store):
         }
 
     def set_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
+        if len(values) == 1:
+            [(name, value)] = values.items()
+            self.client.set(self.prefix + name, value, px=_milliseconds(ttl))
+            return
+        if values and self._scripts and self.scripts_many_keys:
+            args = self._write_many_args(values, ttl)
+            try:
+                try:
+                    self.client.evalsha(WRITE_MANY_SHA, len(values), *args)
+                except self._no_script:
+                    self.client.eval(WRITE_MANY_SCRIPT, len(values), *args)
+                return
+            except self._response_error as exc:
+                self._without_scripts(exc)
         with self.client.pipeline(transaction=False) as pipe:
             for name, value in values.items():
                 pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
@@ -255,10 +283,35 @@ class RedisStore(Store):
 
     async def aset_many(self, values: Mapping[str, bytes], ttl: float | None) -> None:
         loop_client = self._loops.get()
-        async with loop_client.slots, loop_client.client.pipeline(transaction=False) as pipe:
-            for name, value in values.items():
-                pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
-            await pipe.execute()
+        async with loop_client.slots:
+            client = loop_client.client
+            if len(values) == 1:
+                [(name, value)] = values.items()
+                await client.set(self.prefix + name, value, px=_milliseconds(ttl))
+                return
+            if values and self._scripts and self.scripts_many_keys:
+                args = self._write_many_args(values, ttl)
+                try:
+                    try:
+                        await client.evalsha(WRITE_MANY_SHA, len(values), *args)
+                    except self._no_script:
+                        await client.eval(WRITE_MANY_SCRIPT, len(values), *args)
+                    return
+                except self._response_error as exc:
+                    self._without_scripts(exc)
+            async with client.pipeline(transaction=False) as pipe:
+                for name, value in values.items():
+                    pipe.set(self.prefix + name, value, px=_milliseconds(ttl))
+                await pipe.execute()
+
+    def _write_many_args(self, values: Mapping[str, bytes], ttl: float | None) -> list[str | bytes | int]:
+        """:data:`WRITE_MANY_SCRIPT`'s keys, then its arguments: the TTL, then the values."""
+        milliseconds = _milliseconds(ttl)
+        return [
+            *(self.prefix + name for name in values),
+            "" if milliseconds is None else milliseconds,
+            *values.values(),
+        ]
 
     def _nest(self, part: str) -> None:
         self.prefix += f"{part}:"
