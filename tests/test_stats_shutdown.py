@@ -30,7 +30,7 @@ from pymemcache.client.base import PooledClient
 
 from llmcache_django import MemcachedLLMCache, RedisLLMCache
 from llmcache_django.asgi import with_cache_lifespan
-from llmcache_django.core import stats
+from llmcache_django.core import flusher, stats
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.core.exit_flush import flush_all
 from llmcache_django.stores.base import LEASE_DONE
@@ -248,7 +248,7 @@ def lease_keys(cache: LLMCache) -> list[bytes]:
 PLAIN_PROCESS = """
 import sys, threading
 from langchain_core.language_models import FakeListChatModel
-from llmcache_django.core import stats
+from llmcache_django.core import flusher, stats
 stats.FLUSH_SECONDS = {never}
 {build}
 
@@ -344,8 +344,12 @@ def ask_nine_times(cache: LLMCache, *, asynchronous: bool) -> None:
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
 def test_an_idle_process_shares_its_last_counts_within_seconds_on_every_kind(
-    llm_cache: LLMCache, asynchronous: bool
+    llm_cache: LLMCache, asynchronous: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The production periods (a flush due after 1 s, looked for every 1 s) shortened: the
+    # test is about the thread flushing an idle process's counts, not about how often.
+    monkeypatch.setattr(stats, "FLUSH_SECONDS", 0.2)
+    monkeypatch.setattr(flusher, "TICK_SECONDS", 0.1)
     before = settled_counts(llm_cache)
     ask_nine_times(llm_cache, asynchronous=asynchronous)
     wait_for(lambda: counts_since(before, llm_cache) == EXPECTED, "the idle process's counts", seconds=15)
