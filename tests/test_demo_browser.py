@@ -35,7 +35,7 @@ def start_demo(directory: Path, **environ: str) -> Server:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "example_project.settings", "LLMCACHE_DEMO_LATENCY": "1.0"}
     env.update({"LLMCACHE_DEMO_DB": str(directory / "db.sqlite3"), "LLMCACHE_DEMO_BACKEND": "database", **environ})
     env.pop("OPENAI_API_KEY", None)
-    for command in (["migrate", "--noinput", "-v", "0"], ["createcachetable"]):
+    for command in (["migrate", "--noinput", "-v", "0"], ["createcachetable"], ["ensure_demo_superuser"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "example_project.asgi:application", "--port", str(port)]
@@ -107,6 +107,37 @@ def test_regenerate_streams_a_fresh_answer_that_the_next_ask_replays(page: Page)
     ask(page, "async", prompt)
     expect(outcome).to_have_text("Cache hit · replayed from the cache")
     expect(answer).to_have_text(regenerated or "")
+
+
+def sign_in(page: Page, username: str) -> str:
+    """Sign in on the demo's page as one of its users (password = username); their scope."""
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", username)
+    page.click("button[type=submit]")
+    expect(page.locator("#who")).to_contain_text(f"Signed in as {username}")
+    return page.locator("#who code").text_content() or ""
+
+
+def test_two_signed_in_users_get_their_own_answers_to_the_same_prompt(demo_url: str) -> None:
+    prompt = f"{PROMPT} (one per user)"
+    with browser_page(demo_url) as (browser, demo):
+        demo_scope = sign_in(demo, "demo")
+        ask(demo, "sync", prompt)
+        expect(demo.locator("#outcome")).to_have_text("Cache miss · streamed live from the model")
+        expect(demo.locator("#scope")).to_have_text(f"scope {demo_scope}")
+        ask(demo, "async", prompt)
+        expect(demo.locator("#outcome")).to_have_text("Cache hit · replayed from the cache")
+        expect(demo.locator("#scope")).to_have_text(f"scope {demo_scope}")
+
+        guest = browser.new_context(base_url=demo_url).new_page()
+        guest_scope = sign_in(guest, "guest")
+        assert guest_scope.startswith("user:") and guest_scope != demo_scope
+        ask(guest, "async", prompt)  # the prompt demo just had answered: not their entry
+        expect(guest.locator("#outcome")).to_have_text("Cache miss · streamed live from the model")
+        expect(guest.locator("#scope")).to_have_text(f"scope {guest_scope}")
+        ask(guest, "sync", prompt)
+        expect(guest.locator("#outcome")).to_have_text("Cache hit · replayed from the cache")
 
 
 # When it goes wrong: the page says so, and is ready for the next question
