@@ -160,3 +160,23 @@ def test_an_entry_keeps_its_scope_and_a_planted_scope_that_is_not_text_is_corrup
     planted = codec.encode(entry).replace(b'"s":"user:1"', b'"s":42')
     with pytest.raises(codec.CodecError):
         codec.decode(planted)
+
+
+@pytest.mark.parametrize("kind", ["redis-cluster", "redis-cluster-async"])
+def test_a_redis_cluster_ranks_the_scopes_of_sync_and_async_flushes(
+    kind: str, make_llm_cache: Callable[..., LLMCache]
+) -> None:
+    cache = make_llm_cache(kind)
+    cache.reset_stats()
+    ask(cache, "weather?", "user:1", 1)
+    cache.flush_stats()
+
+    async def ask_async() -> None:
+        with llm_cache_control(scope="user:2"):
+            await cache.aupdate("weather?", LLM, text_generations("sunny"))
+            for _ in range(2):
+                assert await cache.alookup("weather?", LLM) == text_generations("sunny")
+        await cache.aflush_stats()
+
+    asyncio.run(ask_async())
+    assert cache.top_scopes() == [("user:2", 2), ("user:1", 1)]
