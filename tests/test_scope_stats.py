@@ -180,3 +180,19 @@ def test_a_redis_cluster_ranks_the_scopes_of_sync_and_async_flushes(
 
     asyncio.run(ask_async())
     assert cache.top_scopes() == [("user:2", 2), ("user:1", 1)]
+
+
+def test_erasing_a_scope_takes_it_out_of_the_ranking(cache: LLMCache) -> None:
+    ask(cache, "weather?", "user:1", 2)
+    ask(cache, "weather?", "user:2", 1)
+    cache.flush_stats()
+    ask(cache, "news?", "user:1", 1)  # a hit not yet shared: forgotten too
+    cache.clear_scope("user:1")
+    assert cache.top_scopes() == [("user:2", 1)]
+
+
+async def test_erasing_a_scope_async_takes_it_out_of_the_ranking(cache: LLMCache) -> None:
+    await asyncio.to_thread(ask, cache, "weather?", "user:1", 1)
+    await asyncio.to_thread(ask, cache, "weather?", "user:2", 1)
+    await cache.aclear_scope("user:2")
+    assert await asyncio.to_thread(cache.top_scopes) == [("user:1", 1)]

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from langchain_core.outputs import Generation
 
 from llmcache_django.core import scope_hits, series
@@ -82,14 +83,22 @@ class CacheOperations:
         nothing else; how many, where the backend can count. Raises if the server cannot be
         reached, so an erasure that did not happen says so."""
         count = self.store.clear_scope(_tag(scope))
+        self._forget_scope_hits(scope)
         self._scope_cleared(scope, count)
         return count
 
     async def aclear_scope(self, scope: str) -> int | None:
         """Async :meth:`clear_scope`."""
         count = await self.store.aclear_scope(_tag(scope))
+        await sync_to_async(self._forget_scope_hits, thread_sensitive=True)(scope)
         self._scope_cleared(scope, count)
         return count
+
+    def _forget_scope_hits(self, scope: str) -> None:
+        """An erased scope is not named in the hits ranking any more (nor in this process's tally)."""
+        if self.stats is not None:
+            self.stats.forget_scope(scope)
+        scope_hits.forget(self.store, scope)
 
     def _scope_cleared(self, scope: str, count: int | None) -> None:
         logger.info(

@@ -115,7 +115,7 @@ class Stats:
     @property
     def has_pending(self) -> bool:
         """Whether some counts are not yet in the shared counters."""
-        return self._totals != self._flushed
+        return self._totals != self._flushed or bool(self._scope_hits)
 
     def take_pending(self) -> dict[str, int]:
         """Return, and mark as shared, the counts not yet added to the shared counters."""
@@ -137,6 +137,11 @@ class Stats:
         with self._lock:
             for scope, count in hits.items():
                 self._tally_scope(scope, count)
+
+    def forget_scope(self, scope: str) -> None:
+        """Drop ``scope``'s hits not yet shared (the scope was erased)."""
+        with self._lock:
+            self._scope_hits.pop(scope, None)
 
     def snapshot(self) -> dict[str, Any]:
         """This process's counters, with ``hit_ratio`` and ``seconds_saved``."""

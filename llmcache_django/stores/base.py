@@ -337,6 +337,10 @@ class Store(ABC):
         """Async :meth:`add_scope_hits`."""
         await asyncio.to_thread(self.add_scope_hits, hits, keep)
 
+    def forget_scope_hits(self, scope: str) -> None:
+        """Take ``scope`` out of the ranking."""
+        raise NotImplementedError(f"{self.describe()} does not rank scopes itself")
+
     def read_scope_hits(self, limit: int) -> list[tuple[str, int]]:
         """The ``limit`` scopes with the most hits, most first."""
         raise NotImplementedError(f"{self.describe()} does not rank scopes itself")

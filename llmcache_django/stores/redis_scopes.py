@@ -46,6 +46,12 @@ class RedisScopeRanking:
                 await loop_client.client.unlink(self.scope_hits_key)
                 await _aadd(loop_client.client, self.scope_hits_key, hits, keep)
 
+    def forget_scope_hits(self, scope: str) -> None:
+        try:
+            self.client.zrem(self.scope_hits_key, scope)
+        except self._response_error:  # not a sorted set: no ranking to take it out of
+            return
+
     def read_scope_hits(self, limit: int) -> list[tuple[str, int]]:
         try:
             ranked = self.client.zrevrange(self.scope_hits_key, 0, limit - 1, withscores=True)
