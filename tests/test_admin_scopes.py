@@ -3,6 +3,7 @@ listing) and the top scopes by hits, on real servers."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -97,3 +98,18 @@ def test_an_entry_that_does_not_name_its_scope_is_shown_by_its_scope_tag(superus
     name = entry_digest("weather?", "model=a", "user:9")  # written before entries named their scope
     cache.store.set(name, codec.encode(codec.new_entry("weather?", "a", "h", text_generations("sunny"), None)), None)
     assert scope_rows(superuser_client) == [(f"scope #{scope_tag('user:9')}", "1", "—"), ("unscoped", "0", "—")]
+
+
+def test_entries_per_scope_say_when_only_the_first_entries_were_counted(
+    superuser_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The module itself: the package exports the view of the same name.
+    dashboard = importlib.import_module("llmcache_django.admin_views.dashboard")
+    cache = llm_caches["default"]
+    cache.clear()
+    cache.reset_stats()
+    for prompt in ("one?", "two?", "three?"):
+        ask(cache, "user:1", prompt)
+    monkeypatch.setattr(dashboard, "SCAN_LIMIT", 2)
+    page = superuser_client.get(reverse(DASHBOARD)).content.decode()
+    assert "(entries counted in the first 2)" in page
