@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator, Iterator
 
-from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from langchain_core.language_models import FakeListChatModel
 
@@ -43,6 +44,11 @@ async def astream(request: HttpRequest) -> StreamingHttpResponse:
             yield str(chunk.content)
 
     return StreamingHttpResponse(chunks())
+
+
+def download(request: HttpRequest) -> FileResponse:
+    """A file: no model call, served as the server likes (sendfile) whatever the scope (called directly)."""
+    return FileResponse(io.BytesIO(b"a file"), filename="file.txt")
 
 
 urlpatterns = [path("ask/", ask), path("aask/", aask), path("stream/", stream), path("astream/", astream)]

@@ -74,6 +74,19 @@ def test_a_streamed_answer_is_asked_in_the_users_scope(user_scoped: None, django
     assert streamed(Client()) not in (alices, answer(bob))
 
 
+def test_a_file_response_keeps_the_servers_sendfile(user_scoped: None, django_user_model: Any) -> None:
+    from django.test import RequestFactory
+
+    from llmcache_django.middleware import LLMCacheMiddleware
+    from tests.scope_urls import download
+
+    request = RequestFactory().get("/download/")
+    request.user = django_user_model.objects.create_user("alice", password="pw")
+    response = LLMCacheMiddleware(download)(request)  # in a scope: the middleware had streaming content to wrap
+    assert response.file_to_stream is not None  # what a WSGI server's file_wrapper sends
+    assert b"".join(response.streaming_content) == b"a file"
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_an_async_streamed_answer_is_asked_in_the_users_scope(user_scoped: None, django_user_model: Any) -> None:
     from asgiref.sync import sync_to_async

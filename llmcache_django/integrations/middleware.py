@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 
 from llmcache_django.core.control import Directives, applied
 from llmcache_django.integrations.scopes import request_directives
@@ -54,8 +54,8 @@ def _of(per_alias: dict[str, Directives] | None) -> Directives | None:
 
 def _streamed_within(response: Any, given: Directives | None) -> Any:
     """``response``, its streaming content (if any) produced in the directives in force now."""
-    if given is None or not isinstance(response, StreamingHttpResponse):
-        return response
+    if given is None or not isinstance(response, StreamingHttpResponse) or isinstance(response, FileResponse):
+        return response  # a file asks no model, and keeps the server's sendfile
     context = contextvars.copy_context()  # taken inside the directives: each chunk is made in it
     content = response.streaming_content  # read once: Django iterates a response's content once
     if response.is_async:
