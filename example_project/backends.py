@@ -42,11 +42,13 @@ def llm_cache_settings(backend: str, url: str | None = None) -> tuple[SettingsDi
     }
     llm_caches: SettingsDict = {
         # SINGLE_FLIGHT: two tabs asking the same question at once make one model call.
+        # SCOPE "user": each signed-in user has their own entries (LLMCacheMiddleware sets the
+        # scope per request); anonymous asks share the unscoped cache.
         "default": {
             "CACHE": "llm",
             "TTL": TTL_SECONDS,
             "NAMESPACE": "llmcache-demo",
-            "OPTIONS": {"SINGLE_FLIGHT": True},
+            "OPTIONS": {"SINGLE_FLIGHT": True, "SCOPE": "user"},
         },
     }
     return caches, llm_caches

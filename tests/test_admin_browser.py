@@ -19,7 +19,7 @@ from langchain_core.outputs import ChatGeneration
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 import llmcache_django
-from llmcache_django import llm_caches
+from llmcache_django import llm_cache_control, llm_caches
 from llmcache_django.core.cache import LLMCache
 from llmcache_django.langgraph import LangGraphCache
 
@@ -265,6 +265,10 @@ def test_every_page_fits_the_window_with_the_sidebar_open(
     answer = AIMessage(content="A long answer, stored compressed. " * 100)  # "… before compression" shows
     cache.update("Tell me everything.", "[('model_name', 'gpt-4o')]", [ChatGeneration(message=answer)])
     FakeListChatModel(responses=["a"], cache=cache).invoke("one")  # hits, misses and savings on the dashboard
+    with llm_cache_control(scope="tenant:a-rather-long-tenant-name-to-fit"):  # the scopes section
+        scoped = FakeListChatModel(responses=["b"], cache=cache)
+        scoped.invoke("two")
+        scoped.invoke("two")
     name = next(info.name for info in cache.entries() if info.prompt == long_prompt)
     namespace = ("__pregel_ns_writes", "a_graph_with_a_rather_long_name:9f1c2e44-5b1e-4a8e-9f00", "summarise_ticket")
     LangGraphCache(cache=cache).set({(namespace, f"{'k' * 64}{index}"): ("done", 600) for index in range(3)})
@@ -295,5 +299,9 @@ def test_every_page_fits_the_window_with_the_sidebar_open(
             page.screenshot(path=ARTIFACTS / f"admin-{label}-{width}px.png", full_page=True)
             problems[label] = page.evaluate(LAYOUT_PROBLEMS)
         assert problems == {label: [] for label in pages}
+        page.goto(DASHBOARD)
+        scope_row = page.locator('.llmcache-scopes[data-alias="default"] .llmcache-scope-row').first
+        expect(scope_row).to_contain_text("tenant:a-rather-long-tenant-name-to-fit")
+        expect(scope_row.locator(".llmcache-scope-hits")).to_have_text("1")
     finally:
         context.close()

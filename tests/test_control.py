@@ -136,3 +136,21 @@ async def test_config_metadata_directs_a_cached_model_async(llm_cache: LLMCache)
     assert "".join(str(chunk.content) for chunk in off) == "third"
     assert (await model.ainvoke(QUESTION)).content == "second"
     assert control.current() is None
+
+
+@pytest.mark.parametrize("cache_kind", ["redis", "memcached", "alias-locmem"])
+def test_the_marker_names_the_scope_that_answered(llm_cache: LLMCache) -> None:
+    model = cached(FakeListChatModel(responses=["for user 7", "for everyone"]), cache=llm_cache)
+
+    def marker(**metadata: object) -> dict[str, object]:
+        message = model.invoke(QUESTION, config={"metadata": metadata})
+        return message.response_metadata[MARKER_KEY]  # type: ignore[no-any-return]
+
+    assert marker(llm_cache={"scope": "user:7"})["scope"] == "user:7"  # the miss, stored in the scope
+    hit = marker(llm_cache={"scope": "user:7"})
+    assert (hit["hit"], hit["scope"]) == (True, "user:7")
+    assert "scope" not in marker()  # unscoped: its own answer, no scope named
+    assert "scope" not in marker()
+    with llm_cache_control(scope="user:7"):
+        streamed = list(model.stream(QUESTION))
+    assert streamed[-1].response_metadata[MARKER_KEY]["scope"] == "user:7"

@@ -16,7 +16,7 @@ from langchain_core.language_models import FakeListLLM
 from llmcache_django import llm_cache_control
 from llmcache_django.core import control
 from llmcache_django.core.cache import LLMCache
-from tests.helpers import run_bounded, text_generations
+from tests.helpers import run_bounded, text_generations, wait_until
 
 LLM = "model=test temperature=0"
 PROMPT = "the same prompt for everyone"
@@ -165,6 +165,29 @@ def test_a_refresh_caller_never_waits_for_another_callers_flight(
     run_bounded(refresh, limit=30)  # in another thread: it would wait up to 60 s on the flight
     assert cache.lookup(PROMPT, LLM) == text_generations("fresh")
     assert cache.stats is not None and cache.stats.refreshed == 1
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_a_plain_caller_waiting_on_a_flight_takes_a_refresh_callers_fresh_answer(
+    kind: str, make_llm_cache: Callable[..., LLMCache]
+) -> None:
+    cache = make_llm_cache(kind, single_flight=60)
+    assert cache.single_flight is not None
+    assert cache.lookup(PROMPT, LLM) is None  # this thread leads the flight, and never answers in the test
+    found: list[Any] = []
+    waiter = threading.Thread(target=lambda: found.append(cache.lookup(PROMPT, LLM)), daemon=True)
+    waiter.start()
+    wait_until(lambda: cache.single_flight is not None and cache.single_flight.waiting() == 1, 30, "a plain waiter")
+
+    def refresh() -> None:
+        with llm_cache_control("refresh"):
+            assert cache.lookup(PROMPT, LLM) is None
+            cache.update(PROMPT, LLM, text_generations("fresh"))
+
+    run_bounded(refresh, limit=30)  # it does not wait on the flight; its write ends it
+    waiter.join(30)
+    assert found == [text_generations("fresh")]  # the waiter took the fresh answer, not a model call
+    assert cache.stats is not None and (cache.stats.coalesced, cache.stats.refreshed) == (1, 1)
 
 
 @pytest.mark.parametrize("kind", ["redis", "memcached"])

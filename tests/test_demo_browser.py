@@ -56,7 +56,8 @@ def migrated_demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
             partial = run_directory / "demo-template.partial.sqlite3"
             partial.unlink(missing_ok=True)
             script = "import django; django.setup(); from django.core.management import call_command; "
-            script += "call_command('migrate', interactive=False, verbosity=0); call_command('createcachetable')"
+            script += "call_command('migrate', interactive=False, verbosity=0); call_command('createcachetable'); "
+            script += "call_command('ensure_demo_superuser')"
             subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=demo_environ(partial), check=True)
             partial.rename(template)
     return template
@@ -146,6 +147,36 @@ def test_regenerate_streams_a_fresh_answer_that_the_next_ask_replays(page: Page)
     ask(page, "async", prompt)
     expect(outcome).to_have_text("Cache hit · replayed from the cache")
     expect(answer).to_have_text(regenerated or "")
+
+
+def sign_in(page: Page, username: str) -> str:
+    """Sign in on the demo's page as one of its users (password = username); their scope."""
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", username)
+    page.click("button[type=submit]")
+    expect(page.locator("#who")).to_contain_text(f"Signed in as {username}")
+    return page.locator("#who code").text_content() or ""
+
+
+def test_two_signed_in_users_get_their_own_answers_to_the_same_prompt(browser: Browser, demo_url: str) -> None:
+    prompt = f"{PROMPT} (one per user)"
+    with browser_page(browser, demo_url) as (_, demo), browser_page(browser, demo_url) as (_, guest):
+        demo_scope = sign_in(demo, "demo")
+        ask(demo, "sync", prompt)
+        expect(demo.locator("#outcome")).to_have_text("Cache miss · streamed live from the model")
+        expect(demo.locator("#scope")).to_have_text(f"scope {demo_scope}")
+        ask(demo, "async", prompt)
+        expect(demo.locator("#outcome")).to_have_text("Cache hit · replayed from the cache")
+        expect(demo.locator("#scope")).to_have_text(f"scope {demo_scope}")
+
+        guest_scope = sign_in(guest, "guest")
+        assert guest_scope.startswith("user:") and guest_scope != demo_scope
+        ask(guest, "async", prompt)  # the prompt demo just had answered: not their entry
+        expect(guest.locator("#outcome")).to_have_text("Cache miss · streamed live from the model")
+        expect(guest.locator("#scope")).to_have_text(f"scope {guest_scope}")
+        ask(guest, "sync", prompt)
+        expect(guest.locator("#outcome")).to_have_text("Cache hit · replayed from the cache")
 
 
 # When it goes wrong: the page says so, and is ready for the next question

@@ -37,6 +37,7 @@ def example_site(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "example_project.demo"]
     settings.ROOT_URLCONF = "example_project.urls"
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "llmcache_django.middleware.LLMCacheMiddleware"]
     settings.LLMCACHE_DEMO_LATENCY = 0
     return settings
 
@@ -200,6 +201,59 @@ def test_ensure_demo_superuser_creates_demo_only_when_no_superuser_exists(
     assert "local use only" in first.getvalue()
     assert "no demo superuser created" in second.getvalue()
     assert get_user_model()._default_manager.filter(is_superuser=True).count() == 1
+
+
+def test_ensure_demo_superuser_also_creates_a_guest_user_once(example_site: Settings) -> None:
+    first, second = StringIO(), StringIO()
+    call_command("ensure_demo_superuser", stdout=first)
+    call_command("ensure_demo_superuser", stdout=second)
+
+    assert "Created user 'guest' with password 'guest'" in first.getvalue()
+    assert "User 'guest' exists already." in second.getvalue()
+    guest = get_user_model()._default_manager.get(username="guest")
+    assert guest.check_password("guest") and not guest.is_staff
+
+
+def signed_in(username: str) -> Client:
+    """A client signed in on the demo's login page as one of the demo users."""
+    client = Client()
+    response = client.post("/login/", {"username": username, "password": username})
+    assert response.status_code == 302 and response.url == "/"
+    return client
+
+
+def test_two_demo_users_get_separate_entries_for_the_same_prompt(demo_backend: str) -> None:
+    call_command("ensure_demo_superuser", stdout=StringIO())
+    users = get_user_model()._default_manager
+    demo, guest, anonymous = signed_in("demo"), signed_in("guest"), Client()
+    demos = demo.post("/", {"prompt": PROMPT}).context["answer"]
+    guests = read_events(b"".join(guest.post("/stream/", {"prompt": PROMPT}).streaming_content)).done
+    anonymous_answer = anonymous.post("/", {"prompt": PROMPT}).context["answer"]
+    assert (demos.cache_hit, guests["cache_hit"], anonymous_answer.cache_hit) == (False, False, False)
+    assert _local_model().calls == 3  # the same prompt, three scopes: three model calls
+
+    again = demo.post("/", {"prompt": PROMPT})
+    assert again.context["answer"].cache_hit is True
+    assert again.context["answer"].scope == f"user:{users.get(username='demo').pk}"
+    assert f"scope user:{users.get(username='demo').pk}" in again.content.decode()
+    guests_again = read_events(b"".join(guest.post("/stream/", {"prompt": PROMPT}).streaming_content)).done
+    assert (guests_again["cache_hit"], guests_again["scope"]) == (True, f"user:{users.get(username='guest').pk}")
+    unscoped = anonymous.post("/", {"prompt": PROMPT})
+    assert unscoped.context["answer"].scope is None and "unscoped" in unscoped.content.decode()
+    assert _local_model().calls == 3
+    if llm_caches["default"].can_list:
+        assert sorted(info.scope or "" for info in llm_caches["default"].entries()) == sorted(
+            ["", f"user:{users.get(username='demo').pk}", f"user:{users.get(username='guest').pk}"]
+        )
+    llm_caches["default"].flush_stats()
+
+
+def test_the_page_says_who_is_signed_in_and_which_scope_their_answers_use(demo_backend: str) -> None:
+    call_command("ensure_demo_superuser", stdout=StringIO())
+    page = signed_in("guest").get("/").content.decode()
+    guest = get_user_model()._default_manager.get(username="guest")
+    assert "Signed in as <strong>guest</strong>" in page and f"<code>user:{guest.pk}</code>" in page
+    assert "Not signed in: answers are cached unscoped" in Client().get("/").content.decode()
 
 
 def test_demo_backend_comes_from_the_environment() -> None:

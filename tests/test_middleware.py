@@ -60,6 +60,54 @@ def test_two_users_and_an_anonymous_one_each_get_their_own_answers(user_scoped: 
     assert [answer(alice), answer(bob), answer(Client())] == first
 
 
+def streamed(client: Client, url: str = "/stream/") -> str:
+    """The answer of a streaming view, read as a server reads it: after the view (and the middleware) returned."""
+    return b"".join(client.get(url).streaming_content).decode()  # type: ignore[attr-defined]
+
+
+def test_a_streamed_answer_is_asked_in_the_users_scope(user_scoped: None, django_user_model: Any) -> None:
+    alice, _ = logged_in(django_user_model, "alice")
+    bob, _ = logged_in(django_user_model, "bob")
+    alices = streamed(alice)
+    assert streamed(bob) != alices  # bob's stream is not answered from alice's entry
+    assert [streamed(alice), answer(alice)] == [alices, alices]  # her repeat replays her own entry
+    assert streamed(Client()) not in (alices, answer(bob))
+
+
+def test_a_file_response_keeps_the_servers_sendfile(user_scoped: None, django_user_model: Any) -> None:
+    from django.test import RequestFactory
+
+    from llmcache_django.middleware import LLMCacheMiddleware
+    from tests.scope_urls import download
+
+    request = RequestFactory().get("/download/")
+    request.user = django_user_model.objects.create_user("alice", password="pw")
+    response = LLMCacheMiddleware(download)(request)  # in a scope: the middleware had streaming content to wrap
+    assert response.file_to_stream is not None  # what a WSGI server's file_wrapper sends
+    assert b"".join(response.streaming_content) == b"a file"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_async_streamed_answer_is_asked_in_the_users_scope(user_scoped: None, django_user_model: Any) -> None:
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    async def astreamed(client: AsyncClient) -> str:
+        response = await client.get("/astream/")
+        return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+    clients = []
+    for name in ("alice", "bob"):
+        user = await sync_to_async(django_user_model.objects.create_user)(name, password="pw")
+        client = AsyncClient()
+        await client.aforce_login(user)
+        clients.append(client)
+    alice, bob = clients
+    alices = await astreamed(alice)
+    assert await astreamed(bob) != alices
+    assert await astreamed(alice) == alices
+
+
 def test_an_async_view_gets_the_users_scope_too(user_scoped: None, django_user_model: Any) -> None:
     alice, user = logged_in(django_user_model, "alice")
     given = answer(alice, "/aask/")

@@ -23,6 +23,13 @@ class Answer:
     cache_unavailable: bool = False
     #: Asked with Regenerate: the model answered anew and its answer replaced the entry.
     refreshed: bool = False
+    #: The cache scope that answered or stored the answer (`user:1`), or `None`: unscoped.
+    scope: str | None = None
+
+    @property
+    def scope_label(self) -> str:
+        """The scope for the page: `scope user:1`, or `unscoped`."""
+        return f"scope {self.scope}" if self.scope else "unscoped"
 
     @property
     def milliseconds(self) -> int:
@@ -65,4 +72,5 @@ def answer_from(message: BaseMessage, seconds: float) -> Answer:
         total_tokens=usage["total_tokens"] if usage else 0,
         cache_unavailable=bool(marker.get("unavailable")),
         refreshed=bool(marker.get("refreshed")),
+        scope=marker.get("scope"),
     )

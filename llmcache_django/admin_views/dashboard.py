@@ -20,6 +20,7 @@ from llmcache_django.admin_views.common import (
 from llmcache_django.admin_views.kind_entries import LISTED_KINDS
 from llmcache_django.admin_views.kinds import KindSummary, kind_summaries
 from llmcache_django.admin_views.savings_chart import savings_sections
+from llmcache_django.admin_views.scopes import ScopeRow, ScopeTally, scope_rows
 from llmcache_django.backends.handler import llm_caches
 from llmcache_django.stores.base import Node
 
@@ -114,6 +115,8 @@ class AliasSummary:
 
     #: LangGraph node entries, cached embeddings and byte-store values used on the alias.
     kinds: list[KindSummary] = field(default_factory=list)
+    #: Entries and hits per scope (empty when nothing was written or hit in a scope).
+    scopes: list[ScopeRow] = field(default_factory=list)
 
 
 def dashboard(model_admin: LLMCacheAdmin, request: HttpRequest) -> HttpResponse:
@@ -147,8 +150,8 @@ def summarize(model_admin: LLMCacheAdmin, alias: str) -> AliasSummary:
     _describe(summary, cache)
     try:
         _read_stats(summary, cache)
-        if summary.can_list:
-            _tally(model_admin, summary, cache)
+        tally = _tally(model_admin, summary, cache) if summary.can_list else None
+        summary.scopes = scope_rows(model_admin, cache, tally)
         summary.kinds = kind_summaries(cache)
         _link_kinds(model_admin, summary)
     except Exception as exc:  # one unreachable server must not take the whole dashboard down
@@ -195,9 +198,11 @@ def _activity(stats: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _tally(model_admin: LLMCacheAdmin, summary: AliasSummary, cache: LLMCache) -> None:
+def _tally(model_admin: LLMCacheAdmin, summary: AliasSummary, cache: LLMCache) -> ScopeTally:
     models: dict[str, ModelSummary] = {}
+    scopes = ScopeTally()
     for info in itertools.islice(cache.entries(), SCAN_LIMIT + 1):
+        scopes.add(info)
         model = models.setdefault(info.model, ModelSummary(info.model))
         model.entries += 1
         model.size += info.size
@@ -209,6 +214,7 @@ def _tally(model_admin: LLMCacheAdmin, summary: AliasSummary, cache: LLMCache) -
     for model in models.values():
         model.entries_url = admin_url(model_admin, "entries", summary.alias, query={"model": model.model})
     summary.models = sorted(models.values(), key=lambda model: (-model.entries, model.model))
+    return scopes
 
 
 def _link_kinds(model_admin: LLMCacheAdmin, summary: AliasSummary) -> None:

@@ -158,7 +158,7 @@ class LLMCache(CacheOperations, BaseCache):
         if value is None and self.single_flight is not None and (given is None or given.stores):
             value = self.single_flight.join(name)  # an answer that will not be stored leads no flight
             coalesced = value is not None
-        outcome = self._read(name, value, canonical, coalesced=coalesced, max_age=_max_age(given))
+        outcome = self._read(name, value, canonical, coalesced=coalesced, given=given)
         entry = outcome.entry
         signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
@@ -189,7 +189,7 @@ class LLMCache(CacheOperations, BaseCache):
         if value is None and self.single_flight is not None and (given is None or given.stores):
             value = await self.single_flight.ajoin(name)
             coalesced = value is not None
-        outcome = self._read(name, value, canonical, coalesced=coalesced, max_age=_max_age(given))
+        outcome = self._read(name, value, canonical, coalesced=coalesced, given=given)
         entry = outcome.entry
         signal = llm_cache_miss if entry is None else llm_cache_hit
         if signal.receivers:
@@ -223,7 +223,7 @@ class LLMCache(CacheOperations, BaseCache):
         name, canonical = entry_key(prompt, llm_string, given.scope if given is not None else None)
         ttl = self._ttl(given)
         llm_hash, model = self._llm_names(llm_string)
-        value = self._encode(name, canonical, llm_hash, model, return_val, ttl)
+        value = self._encode(name, canonical, llm_hash, model, return_val, ttl, given.scope if given else None)
         return PreparedWrite(name, value, llm_hash, model, ttl)
 
     def _write(
@@ -360,7 +360,13 @@ class LLMCache(CacheOperations, BaseCache):
         return given.ttl if given is not None and given.ttl is not None else self.ttl
 
     def _read(
-        self, name: str, value: bytes | None, prompt: str, *, coalesced: bool = False, max_age: float | None = None
+        self,
+        name: str,
+        value: bytes | None,
+        prompt: str,
+        *,
+        coalesced: bool = False,
+        given: control.Directives | None = None,
     ) -> Lookup:
         if value is None:
             self._miss(name)
@@ -373,13 +379,14 @@ class LLMCache(CacheOperations, BaseCache):
             entry = codec.decode(value, max_bytes=self.max_decoded_bytes)
             if entry.prompt != prompt:
                 raise codec.CodecError("stored entry belongs to another prompt")
-            if max_age is not None and time.time() - entry.created > max_age:
+            if given is not None and given.max_age is not None and time.time() - entry.created > given.max_age:
                 self._count("refreshed")
                 miss_started(name)
                 return STALE
             if self.stats is not None:
                 counter = "coalesced" if coalesced else "hits"
-                self.stats.hit(len(value), entry.generations, entry.duration, counter, entry.model)
+                scope = given.scope if given is not None else None
+                self.stats.hit(len(value), entry.generations, entry.duration, counter, entry.model, scope)
         except Exception as exc:  # whatever is under our key, the model call goes on
             self._fail("reading a stored entry", exc)
             self._miss(name)
@@ -402,13 +409,20 @@ class LLMCache(CacheOperations, BaseCache):
         self._llm_records[llm_string] = (llm_hash, model, time.monotonic())
 
     def _encode(
-        self, name: str, prompt: str, llm_hash: str, model: str, generations: Sequence[Generation], ttl: float | None
+        self,
+        name: str,
+        prompt: str,
+        llm_hash: str,
+        model: str,
+        generations: Sequence[Generation],
+        ttl: float | None,
+        scope: str | None,
     ) -> bytes | None:
         duration = miss_duration(name)
         if ttl is not None and ttl <= 0:
             return None  # TTL 0 means "do not cache", as Django's TIMEOUT 0 does
         try:
-            entry = codec.new_entry(prompt, model, llm_hash, generations, ttl, duration)
+            entry = codec.new_entry(prompt, model, llm_hash, generations, ttl, duration, scope)
             value = codec.encode(entry, compress_min_bytes=self.compress_min_bytes, max_bytes=self.max_decoded_bytes)
         except Exception as exc:
             self._fail("encoding an entry", exc)
@@ -497,10 +511,6 @@ class LLMCache(CacheOperations, BaseCache):
     def _fail(self, operation: str, exc: BaseException) -> None:
         self._count("errors")
         self.errors.report(operation, exc)
-
-
-def _max_age(given: control.Directives | None) -> float | None:
-    return given.max_age if given is not None else None
 
 
 async def _asend_robust(signal: Signal, **kwargs: Any) -> list[tuple[Any, Any]]:

@@ -104,6 +104,8 @@ class Entry:
     duration: float | None = None
     #: Bytes of the JSON body before compression (0 for an entry not read from a store).
     body_size: int = 0
+    #: The scope the entry was written in (``None``: unscoped, or written before scopes were stored).
+    scope: str | None = None
 
 
 class EntryTooLargeError(ValueError):
@@ -129,6 +131,8 @@ def encode(
         fields["x"] = entry.expires
     if entry.duration is not None:
         fields["d"] = round(entry.duration, 4)
+    if entry.scope is not None:
+        fields["s"] = entry.scope
     body = orjson.dumps(fields)
     if len(body) > max_bytes:
         raise EntryTooLargeError(f"entry of {len(body)} bytes of JSON is over the {max_bytes}-byte limit; not cached")
@@ -159,6 +163,7 @@ def decode(value: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_
             _timestamp(data["x"]) if data.get("x") is not None else None,
             _duration(data.get("d")),
             len(body),
+            _typed(data, "s", str) if data.get("s") is not None else None,
         )
     except CodecError:
         raise
@@ -183,8 +188,9 @@ def new_entry(
     generations: Sequence[Generation],
     ttl: float | None,
     duration: float | None = None,
+    scope: str | None = None,
 ) -> Entry:
-    """Build an entry stamped now, checking every generation against the allow-list."""
+    """Build an entry stamped now (written in ``scope``), checking every generation against the allow-list."""
     if not 0 < len(generations) <= MAX_GENERATIONS:
         raise UnsupportedGenerationError(
             f"cannot cache {len(generations)} generations (from 1 to {MAX_GENERATIONS}): it would not read back as a hit"
@@ -195,7 +201,7 @@ def new_entry(
         duration = None
     now = time.time()
     expires = now + ttl if ttl else None
-    return Entry(prompt, model, llm_hash, list(generations), now, expires, duration)
+    return Entry(prompt, model, llm_hash, list(generations), now, expires, duration, scope=scope)
 
 
 def _unwrap(raw: bytes | bytearray | memoryview, max_bytes: int) -> bytes:

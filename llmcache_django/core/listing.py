@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmcache_django.core import codec
+from llmcache_django.core.keys import scope_tag
 
 #: Model identifiers in LangChain's ``llm_string``, most specific first.
 MODEL_PARAMS = ("model_name", "model", "model_id", "deployment_name", "_type")
@@ -29,6 +30,14 @@ class EntryInfo:
     duration: float | None
     #: Bytes of the entry before compression (``size`` is what the server stores).
     original_size: int = 0
+    #: The scope it was written in, as stored in it (``None``: unscoped, or not stored).
+    scope: str | None = None
+
+    @property
+    def scope_tag(self) -> str | None:
+        """The tag of the scope its name says it was written in (``None``: unscoped)."""
+        tag, dot, _ = self.name.partition(".")
+        return tag if dot else None
 
     @property
     def ttl_left(self) -> float | None:
@@ -62,8 +71,14 @@ def entry_info(
         size=len(value),
         duration=entry.duration,
         original_size=entry.body_size,
+        scope=_scope_of(name, entry.scope),
     )
     return info, entry
+
+
+def _scope_of(name: str, scope: str | None) -> str | None:
+    # The name is where the entry is read from: a stored scope that disagrees with it is not shown.
+    return scope if scope is not None and name.startswith(f"{scope_tag(scope)}.") else None
 
 
 _LITERAL_EVAL_LOCK = threading.Lock()

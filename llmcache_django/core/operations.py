@@ -8,9 +8,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from langchain_core.outputs import Generation
 
-from llmcache_django.core import series
+from llmcache_django.core import scope_hits, series
 from llmcache_django.core.codec import CodecError, llm_record_name
 from llmcache_django.core.control import scope_problem
 from llmcache_django.core.keys import scope_tag
@@ -82,14 +83,22 @@ class CacheOperations:
         nothing else; how many, where the backend can count. Raises if the server cannot be
         reached, so an erasure that did not happen says so."""
         count = self.store.clear_scope(_tag(scope))
+        self._forget_scope_hits(scope)
         self._scope_cleared(scope, count)
         return count
 
     async def aclear_scope(self, scope: str) -> int | None:
         """Async :meth:`clear_scope`."""
         count = await self.store.aclear_scope(_tag(scope))
+        await sync_to_async(self._forget_scope_hits, thread_sensitive=True)(scope)
         self._scope_cleared(scope, count)
         return count
+
+    def _forget_scope_hits(self, scope: str) -> None:
+        """An erased scope is not named in the hits ranking any more (nor in this process's tally)."""
+        if self.stats is not None:
+            self.stats.forget_scope(scope)
+        scope_hits.forget(self.store, scope)
 
     def _scope_cleared(self, scope: str, count: int | None) -> None:
         logger.info(
@@ -203,6 +212,11 @@ class CacheOperations:
             self.store.reset_counters(list(COUNTERS))  # not counters of ours: start them again
             return summarize(self.store.read_counters(list(COUNTERS)))
 
+    def top_scopes(self, limit: int = 10) -> list[tuple[str, int]]:
+        """The ``limit`` scopes with the most hits across every process (this one's flushed first)."""
+        self.flush_stats()
+        return scope_hits.top(self.store, limit)
+
     def reset_stats(self) -> None:
         """Set the shared counters, then this process's, back to zero.
 
@@ -214,6 +228,7 @@ class CacheOperations:
         with self.stats.flushing if self.stats is not None else contextlib.nullcontext():
             self.store.reset_counters(list(COUNTERS))
             series.reset(self.store, time.time())
+            scope_hits.reset(self.store)
             self._require_every_node()  # a pool skips a node that just failed quietly
             if self.stats is not None:
                 self.stats.reset()
@@ -231,6 +246,7 @@ class CacheOperations:
             # Once more on a fresh connection if a pooled one was dropped (a server restart),
             # as for lookups: the counts are taken once, and a restart is no outage.
             self._call(self._add_pending, self.stats.take_pending())
+            self.stats.keep_scope_hits(self._call(scope_hits.add, self.store, self.stats.take_scope_hits()))
 
     def _add_pending(self, pending: dict[str, int]) -> None:
         lifetime = series.lifetime_deltas(pending)
@@ -249,10 +265,12 @@ class CacheOperations:
 
     async def aflush_stats(self) -> None:
         """Async :meth:`flush_stats`."""
-        pending = self.stats.take_pending() if self.stats is not None else None
-        if not pending:
+        if self.stats is None:
             return
-        await self._acall(self._aadd_pending, pending)
+        pending = self.stats.take_pending()
+        if pending:
+            await self._acall(self._aadd_pending, pending)
+        self.stats.keep_scope_hits(await self._acall(scope_hits.aadd, self.store, self.stats.take_scope_hits()))
 
     async def _aadd_pending(self, pending: dict[str, int]) -> None:
         """Async :meth:`_add_pending`."""

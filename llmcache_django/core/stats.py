@@ -38,6 +38,9 @@ FLUSH_COUNT = 1000
 #: Distinct models a process counts input and output tokens for (what prices turn into money);
 #: the tokens of others still count in ``tokens_saved``.
 MODEL_LIMIT = 50
+#: Distinct scopes a process tallies hits for between two flushes, so a million users cannot
+#: grow it; hits in further scopes still count in ``hits``.
+SCOPES_PER_FLUSH = 100
 
 
 class Stats:
@@ -49,6 +52,7 @@ class Stats:
         self._flushed = dict.fromkeys(COUNTERS, 0)  # the part of the totals already shared
         self._last_flush = time.monotonic()
         self._unflushed = 0  # lookups and writes since the last flush
+        self._scope_hits: dict[str, int] = {}  # hits per scope since the last flush
         #: Held by a sync flush from taking the pending counts until they are added, and by a
         #: reset: the flusher thread's flush and a reset in another thread do not interleave.
         self.flushing = threading.Lock()
@@ -60,9 +64,10 @@ class Stats:
         duration: float | None,
         counter: str = "hits",
         model: str = "",
+        scope: str | None = None,
     ) -> None:
-        """Count a hit of ``nbytes`` that spared a call of ``model`` of ``duration`` seconds
-        (under ``counter``: ``coalesced`` for an answer another caller's model call just stored)."""
+        """Count a hit of ``nbytes`` in ``scope`` that spared a call of ``model`` of ``duration``
+        seconds (under ``counter``: ``coalesced`` for an answer another caller's model call just stored)."""
         tokens = tokens_of(generations)
         input_tokens, output_tokens = split_tokens_of(generations)
         totals = self._totals
@@ -76,6 +81,15 @@ class Stats:
             if (input_tokens or output_tokens) and self._counts_model(model):
                 totals[INPUT_PREFIX + model] = totals.get(INPUT_PREFIX + model, 0) + input_tokens
                 totals[OUTPUT_PREFIX + model] = totals.get(OUTPUT_PREFIX + model, 0) + output_tokens
+            if scope is not None and counter == "hits":
+                self._tally_scope(scope, 1)
+
+    def _tally_scope(self, scope: str, hits: int) -> None:
+        tally = self._scope_hits
+        if scope in tally:
+            tally[scope] += hits
+        elif len(tally) < SCOPES_PER_FLUSH:
+            tally[scope] = hits
 
     def _counts_model(self, model: str) -> bool:
         # Model names come from stored entries: only plausible ones, and a bounded number of them.
@@ -101,7 +115,7 @@ class Stats:
     @property
     def has_pending(self) -> bool:
         """Whether some counts are not yet in the shared counters."""
-        return self._totals != self._flushed
+        return self._totals != self._flushed or bool(self._scope_hits)
 
     def take_pending(self) -> dict[str, int]:
         """Return, and mark as shared, the counts not yet added to the shared counters."""
@@ -111,6 +125,23 @@ class Stats:
             self._last_flush = time.monotonic()
             self._unflushed = 0
         return {name: amount for name, amount in pending.items() if amount}
+
+    def take_scope_hits(self) -> dict[str, int]:
+        """Return, and forget, the hits per scope since the last flush."""
+        with self._lock:
+            tally, self._scope_hits = self._scope_hits, {}
+        return tally
+
+    def keep_scope_hits(self, hits: dict[str, int]) -> None:
+        """Hold ``hits`` (taken, then not shared) for the next flush."""
+        with self._lock:
+            for scope, count in hits.items():
+                self._tally_scope(scope, count)
+
+    def forget_scope(self, scope: str) -> None:
+        """Drop ``scope``'s hits not yet shared (the scope was erased)."""
+        with self._lock:
+            self._scope_hits.pop(scope, None)
 
     def snapshot(self) -> dict[str, Any]:
         """This process's counters, with ``hit_ratio`` and ``seconds_saved``."""
@@ -124,6 +155,7 @@ class Stats:
         self.flushing = threading.Lock()
         self._flushed = dict(self._totals)
         self._unflushed = 0
+        self._scope_hits = {}
 
     def reset(self) -> None:
         """Set this process's counters back to zero (pending counts included)."""
@@ -131,6 +163,7 @@ class Stats:
             self._totals = dict.fromkeys(COUNTERS, 0)
             self._flushed = dict.fromkeys(COUNTERS, 0)
             self._unflushed = 0
+            self._scope_hits = {}
 
 
 def summarize(counters: dict[str, int]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation, GenerationChunk
 
+from llmcache_django.core import control
 from llmcache_django.core.cache import LLMCache, Lookup
 from llmcache_django.core.flight_owners import StreamLead
 
@@ -34,6 +35,9 @@ _looked_up: ContextVar[list[tuple[str, str]] | None] = ContextVar("llmcache_djan
 #: found nothing because of a directive (``refreshed``, ``stale``, ``bypassed``): said by the
 #: marker of the answer the model then gives.
 _outcome: ContextVar[str | None] = ContextVar("llmcache_django_outcome", default=None)
+#: The scope the last lookup through a :class:`HitMarkingCache` in this context was made in
+#: (``None``: unscoped): the marker names it, for a hit and for the answer then stored.
+_scope: ContextVar[str | None] = ContextVar("llmcache_django_scope", default=None)
 #: Outcomes of a lookup that found nothing that the miss marker names.
 MARKED_OUTCOMES = frozenset({"refreshed", "stale", "bypassed"})
 #: The ``response_metadata`` key of the hit marker.
@@ -107,6 +111,8 @@ class HitMarkingCache(BaseCache):
         outcome = _outcome.get()
         if outcome is not None:
             marker[outcome] = True  # "refreshed": True, "stale": True or "bypassed": True
+        if _scope.get() is not None:
+            marker["scope"] = _scope.get()
         if time.monotonic() < target.store.paused_until:
             marker["unavailable"] = True
         return marker
@@ -124,13 +130,17 @@ class HitMarkingCache(BaseCache):
 def _marked_lookup(cache: LLMCache, found: Lookup) -> RETURN_VAL_TYPE | None:
     """What a marking lookup returns for ``found``; remembers why it found nothing, for the marker."""
     _outcome.set(found.outcome if found.outcome in MARKED_OUTCOMES else None)
+    given = control.current_for(cache.alias)
+    scope = given.scope if given is not None else None
+    _scope.set(scope)
     entry = found.entry
-    return None if entry is None else marked(entry.generations, hit_marker(cache, entry.created))
+    return None if entry is None else marked(entry.generations, hit_marker(cache, entry.created, scope))
 
 
-def hit_marker(cache: LLMCache, created: float) -> dict[str, Any]:
-    """The marker of an answer served by ``cache``, stored at ``created`` (epoch seconds)."""
-    return {"hit": True, "alias": cache.alias or None, "age_s": round(max(0.0, time.time() - created), 3)}
+def hit_marker(cache: LLMCache, created: float, scope: str | None = None) -> dict[str, Any]:
+    """The marker of an answer served by ``cache`` from ``scope``, stored at ``created`` (epoch seconds)."""
+    marker = {"hit": True, "alias": cache.alias or None, "age_s": round(max(0.0, time.time() - created), 3)}
+    return marker if scope is None else {**marker, "scope": scope}
 
 
 def marked(generations: Sequence[Generation], marker: dict[str, Any]) -> list[Generation]:

@@ -324,6 +324,31 @@ class Store(ABC):
         """Set every counter of ``buckets`` back to zero (what a stats reset does to the history)."""
         raise NotImplementedError(f"{self.describe()} keeps no counters per time bucket")
 
+    # Hits per scope: a ranking of at most ``keep`` scopes (see :mod:`llmcache_django.core.scope_hits`).
+
+    #: Whether the server ranks scopes itself (:meth:`add_scope_hits`); elsewhere the ranking is a record.
+    ranks_scopes: bool = False
+
+    def add_scope_hits(self, hits: Mapping[str, int], keep: int) -> None:
+        """Atomically add ``hits`` (scope -> hits) to the ranking, then keep its top ``keep`` scopes."""
+        raise NotImplementedError(f"{self.describe()} does not rank scopes itself")
+
+    async def aadd_scope_hits(self, hits: Mapping[str, int], keep: int) -> None:
+        """Async :meth:`add_scope_hits`."""
+        await asyncio.to_thread(self.add_scope_hits, hits, keep)
+
+    def forget_scope_hits(self, scope: str) -> None:
+        """Take ``scope`` out of the ranking."""
+        raise NotImplementedError(f"{self.describe()} does not rank scopes itself")
+
+    def read_scope_hits(self, limit: int) -> list[tuple[str, int]]:
+        """The ``limit`` scopes with the most hits, most first."""
+        raise NotImplementedError(f"{self.describe()} does not rank scopes itself")
+
+    def reset_scope_hits(self) -> None:
+        """Forget the ranking (what a stats reset does)."""
+        raise NotImplementedError(f"{self.describe()} does not rank scopes itself")
+
     # Single-flight leases: short-lived values under names that are not entries.
 
     #: Whether :meth:`add_lease` is atomic across processes on this backend.

@@ -19,6 +19,7 @@ from llmcache_django.stores.base import (
 )
 from llmcache_django.stores.redis_clients import derive_client, family_of, is_bounded
 from llmcache_django.stores.redis_loops import LoopClients
+from llmcache_django.stores.redis_scopes import RedisScopeRanking
 
 #: A bounded read in one round trip: the value's first ARGV[1] + 1 bytes, or nil when there is
 #: no key (GETRANGE alone reads a missing key as empty, which would take an EXISTS more).
@@ -51,7 +52,7 @@ CLEAR_BATCH = 500
 LIST_BATCH = 200
 
 
-class RedisStore(Store):
+class RedisStore(RedisScopeRanking, Store):
     """Stores each entry as one Redis string under ``prefix + name``.
 
     Give a sync client, an async client or both. Async calls go through clients made from the

@@ -15,7 +15,8 @@ from llmcache_django.ops.savings import SavingsPoint, savings_of
 class Command(BaseCommand):
     help = (
         "Show each LLM cache's shared counters: hits, misses, writes, errors, hit ratio, tokens and time saved; "
-        "with LLM_CACHE_PRICES (or -v 2), the last 24 hours and 30 days, money saved included."
+        "with LLM_CACHE_PRICES (or -v 2), the last 24 hours and 30 days, money saved included; "
+        "the scopes with the most hits."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -23,17 +24,19 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="Set the counters back to zero after showing them.")
 
     def handle(self, *args: str, **options: Any) -> None:
-        report, history = {}, {}
+        report, history, scopes = {}, {}, {}
         for cache in selected_caches(options["aliases"], options["all"]):
             with server_errors(cache, "reading stats"):
                 report[cache.alias] = cache.shared_stats()
                 history[cache.alias] = savings_of(cache)
+                scopes[cache.alias] = cache.top_scopes(TOP_SCOPES)
                 if options["reset"]:
                     cache.reset_stats()
                 report.update(kind_stats(cache, reset=options["reset"]))
         if options["json"]:
             for alias, savings in history.items():
                 report[alias]["savings"] = None if savings is None else savings.as_json()
+                report[alias]["top_scopes"] = [{"scope": scope, "hits": hits} for scope, hits in scopes[alias]]
             self.stdout.write(json.dumps(report, indent=2))
             return
         for alias, stats in report.items():
@@ -42,6 +45,8 @@ class Command(BaseCommand):
             if savings is not None and (savings.has_money or options["verbosity"] >= 2):
                 self.stdout.write(_window_line("last 24 h", savings.total("hourly")))
                 self.stdout.write(_window_line("last 30 days", savings.total("daily")))
+            if scopes.get(alias):
+                self.stdout.write(_scopes_line(scopes[alias]))
 
 
 def _line(alias: str, stats: dict[str, Any]) -> str:
@@ -61,6 +66,12 @@ def _window_line(window: str, total: SavingsPoint) -> str:
     return f"  {window}: {counts}; saved {saved}{money}"
 
 
+def _scopes_line(scopes: list[tuple[str, int]]) -> str:
+    return "  top scopes by hits: " + ", ".join(f"{scope} ({hits})" for scope, hits in scopes)
+
+
+#: The scopes with the most hits printed per alias.
+TOP_SCOPES = 5
 #: counter -> (singular, plural), in the order printed; those in SHOWN are printed even at 0.
 COUNTED = {
     "hits": ("hit", "hits"),
