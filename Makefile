@@ -47,7 +47,7 @@ system-deps:
 TEST_WORKERS ?= 4
 
 test: venv-dev system-deps
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .
