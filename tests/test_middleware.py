@@ -171,3 +171,31 @@ def test_reading_cache_control_as_the_directives_header_is_a_settings_error() ->
     problems = alias_problems("default", {"OPTIONS": {"REQUEST_DIRECTIVES": {"header": "Cache-Control"}}})
     assert any("never Cache-Control" in problem for problem in problems)
     assert alias_problems("default", {"OPTIONS": {"SCOPE": "tenant"}})
+
+
+def test_a_stream_the_client_leaves_is_closed_in_the_users_scope(user_scoped: None, django_user_model: Any) -> None:
+    from django.http import StreamingHttpResponse
+    from django.test import RequestFactory
+
+    from llmcache_django.core.control import current_for
+    from llmcache_django.middleware import LLMCacheMiddleware
+
+    seen_at_close: list[str | None] = []
+
+    def view(request: Any) -> StreamingHttpResponse:
+        def chunks() -> Any:
+            try:
+                yield b"first"
+                yield b"second"
+            finally:  # where a streaming model gives up its flight and records what it had
+                given = current_for("default")
+                seen_at_close.append(None if given is None else given.scope)
+
+        return StreamingHttpResponse(chunks())
+
+    request = RequestFactory().get("/stream/")
+    request.user = django_user_model.objects.create_user("alice", password="pw")
+    response = LLMCacheMiddleware(view)(request)
+    assert next(iter(response)) == b"first"
+    response.close()  # the client went away after one chunk
+    assert seen_at_close == [f"user:{request.user.pk}"]

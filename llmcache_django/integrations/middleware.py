@@ -62,6 +62,10 @@ def _streamed_within(response: Any, given: Directives | None) -> Any:
         response.streaming_content = _achunks_in(content, context)  # type: ignore[arg-type]
     else:
         response.streaming_content = _chunks_in(content, context)  # type: ignore[arg-type]
+    close = response.close
+    # A client gone mid-stream: the server closes the response, which closes the view's
+    # generator (its finally gives up a flight, records what it had) in the directives too.
+    response.close = lambda: context.copy().run(close)  # type: ignore[method-assign]  # a copy: never entered twice
     return response
 
 
@@ -72,12 +76,17 @@ def _chunks_in(chunks: Iterator[bytes], context: contextvars.Context) -> Iterato
 
 
 async def _achunks_in(chunks: AsyncIterator[bytes], context: contextvars.Context) -> AsyncIterator[bytes]:
-    while True:
-        try:
-            chunk = await asyncio.create_task(_anext(chunks), context=context)
-        except StopAsyncIteration:
-            return
-        yield chunk
+    try:
+        while True:
+            try:
+                chunk = await asyncio.create_task(_anext(chunks), context=context)
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await asyncio.create_task(aclose(), context=context)
 
 
 async def _anext(chunks: AsyncIterator[bytes]) -> bytes:
